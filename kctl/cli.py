@@ -1,0 +1,70 @@
+"""``kctl``: the command line. Subcommands live in :mod:`kctl.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from kctl import __version__, commands
+from kctl.errors import KctlError
+
+DESCRIPTION = """\
+kctl runs one MMPretrain-style training job on this machine, several machines, Slurm or Kubernetes.
+
+Examples:
+  # Train on 2 local GPUs (or 2 CPU processes where there is no GPU)
+  kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2
+
+  # Render a Kubeflow PyTorchJob for 2 nodes x 8 GPUs without submitting it
+  kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --nodes 2 --dry-run
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line: ``kctl run: error: ...`` and exit 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """kubectl-like help: one line per option."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=40, width=100)
+
+
+def _command_modules():
+    mods = [importlib.import_module(f"kctl.commands.{m.name}")
+            for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(mods, key=lambda m: m.ORDER)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="kctl", description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP,
+                           epilog=getattr(mod, "EXAMPLES", None), formatter_class=HelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args._run(args) or 0
+    except KctlError as err:
+        sys.stderr.write(f"kctl: error: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,176 @@
+"""Read mmengine config files without importing mmengine.
+
+Two things kctl needs before it starts anything: every file a config pulls in through
+``_base_`` (so the whole tree can travel, e.g. in a ConfigMap), and a few plain values
+(per-GPU batch size, ``auto_scale_lr.base_batch_size``) for checks. Both are read from the
+syntax tree; nothing in the config is executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kctl.errors import UsageError
+
+
+class _Unknown:
+    """A value that cannot be known without running the config."""
+
+    def __repr__(self):
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+def _parse(path: Path) -> ast.Module:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        return ast.parse(source, filename=str(path))
+    except SyntaxError as err:
+        raise UsageError(f"syntax error in config {path}, line {err.lineno}: {err.msg}") from None
+
+
+def _base_paths(path: Path, tree: ast.Module) -> list[Path]:
+    """The files ``path`` inherits from, in order, as mmengine resolves them."""
+    bases: list[Path] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                raise UsageError(f"{path}, line {node.lineno}: _base_ must be a string or a list "
+                                 "of strings") from None
+            for item in [value] if isinstance(value, str) else list(value):
+                if "::" in item:
+                    raise UsageError(
+                        f"{path}: _base_ {item!r} names a config inside a package; kctl ships "
+                        "local files only (use a config baked into the image instead)")
+                bases.append((path.parent / item).resolve())
+        elif isinstance(node, ast.With) and _is_read_base(node):
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom):
+                    bases.append(_module_file(path, stmt))
+    return bases
+
+
+def _is_read_base(node: ast.With) -> bool:
+    return any(isinstance(i.context_expr, ast.Call) and getattr(i.context_expr.func, "id", "")
+               == "read_base" for i in node.items)
+
+
+def _module_file(path: Path, stmt: ast.ImportFrom) -> Path:
+    """``from .._base_.models.resnet18 import *`` inside ``read_base()`` -> the file."""
+    if stmt.level == 0:
+        raise UsageError(f"{path}, line {stmt.lineno}: read_base() imports from a package "
+                         f"({stmt.module}); kctl ships local files only")
+    folder = path.parent
+    for _ in range(stmt.level - 1):
+        folder = folder.parent
+    return (folder / Path(*stmt.module.split("."))).with_suffix(".py").resolve()
+
+
+@dataclass(frozen=True)
+class ConfigTree:
+    """A config and every file it inherits from.
+
+    Attributes:
+        root: The deepest folder holding all the files.
+        main: The config's path relative to ``root``.
+        files: Every file's path relative to ``root`` (``main`` first) mapped to its absolute path.
+    """
+
+    root: Path
+    main: str
+    files: dict[str, Path]
+
+
+def collect(config: str | os.PathLike) -> ConfigTree:
+    """Find ``config`` and every file it pulls in through ``_base_``, recursively."""
+    start = Path(config).resolve()
+    order: list[Path] = []
+    pending = [(start, None)]
+    while pending:
+        path, parent = pending.pop(0)
+        if path in order:
+            continue
+        if not path.is_file():
+            where = f" (a _base_ of {parent})" if parent else ""
+            raise UsageError(f"config file not found: {path}{where}")
+        order.append(path)
+        pending.extend((base, path) for base in _base_paths(path, _parse(path)))
+    root = Path(os.path.commonpath([p.parent for p in order]))
+    files = {p.relative_to(root).as_posix(): p for p in order}
+    return ConfigTree(root=root, main=start.relative_to(root).as_posix(), files=files)
+
+
+def _evaluate(node: ast.AST, names: dict):
+    """Evaluate literals, ``dict(...)`` calls and names bound earlier; else :data:`UNKNOWN`."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return names.get(node.id, UNKNOWN)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_evaluate(e, names) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            return UNKNOWN
+        return {_evaluate(k, names): _evaluate(v, names) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict" and not node.args:
+        return {kw.arg: _evaluate(kw.value, names) for kw in node.keywords if kw.arg}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _evaluate(node.operand, names)
+        return -value if isinstance(value, (int, float)) else UNKNOWN
+    return UNKNOWN
+
+
+def _merge(base, child):
+    """mmengine's inheritance: dicts merge key by key unless the child says ``_delete_=True``."""
+    if isinstance(base, dict) and isinstance(child, dict) and not child.get("_delete_"):
+        merged = dict(base)
+        for key, value in child.items():
+            merged[key] = _merge(base.get(key), value)
+        return merged
+    if isinstance(child, dict):
+        return {k: v for k, v in child.items() if k != "_delete_"}
+    return child
+
+
+def read_values(config: str | os.PathLike) -> dict:
+    """The config's top-level variables after inheritance, as far as they can be known.
+
+    Values computed by code come back as :data:`UNKNOWN`.
+    """
+    path = Path(config).resolve()
+    tree = _parse(path)
+    inherited: dict = {}
+    for base in _base_paths(path, tree):
+        inherited = _merge(inherited, read_values(base))
+    own: dict = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            value = _evaluate(node.value, {**inherited, **own})
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id != "_base_":
+                    own[target.id] = value
+    return _merge(inherited, own)
+
+
+def lookup(values: dict, dotted: str):
+    """``lookup(values, 'train_dataloader.batch_size')``; ``None`` where a key is absent."""
+    node = values
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node

@@ -1,0 +1,4 @@
+"""Shared test set-up. Fixture modules under tests/support are plugged in here."""
+
+pytest_plugins = [
+]
