@@ -1,4 +1,5 @@
 """Shared test set-up. Fixture modules under tests/support are plugged in here."""
 
 pytest_plugins = [
+    "tests.support.helm",
 ]
