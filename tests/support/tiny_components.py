@@ -1,0 +1,67 @@
+"""A tiny model, dataset and metric for the runtime tests (trained in well under a second).
+
+Registered in the trainer's registries; test configs load them with
+``custom_imports = dict(imports=['tests.support.tiny_components'])``. Imports torch: only the trainer
+processes the tests start import it, never pytest itself.
+"""
+
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from trainer.registry import DATASETS, METRICS, MODELS
+
+
+@DATASETS.register_module()
+class TinyDataset(Dataset):
+    """``num_samples`` 8-dim points in two linearly separable classes (fixed by ``seed``).
+
+    Args:
+        num_samples (int): Dataset length. Defaults to 64.
+        seed (int): Generator seed. Defaults to 0.
+        data_root (str, optional): Unused; lets tests give the dataset a path. Defaults to None.
+    """
+
+    def __init__(self, num_samples=64, seed=0, data_root=None):
+        gen = torch.Generator().manual_seed(seed)
+        self.labels = torch.arange(num_samples) % 2
+        self.inputs = torch.randn(num_samples, 8, generator=gen) + (self.labels[:, None] * 2 - 1) * 1.5
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return dict(inputs=self.inputs[index], data_samples=self.labels[index])
+
+
+@MODELS.register_module()
+class TinyNet(BaseModel):
+    """Linear -> BatchNorm -> ReLU -> Linear, 2 classes (BatchNorm gives it buffers to keep in sync)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU())
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, inputs, data_samples=None, mode="tensor"):
+        logits = self.head(self.body(inputs))
+        if mode == "loss":
+            return dict(loss=nn.functional.cross_entropy(logits.float(), data_samples))
+        if mode == "predict":
+            return [dict(pred=p, gt=g) for p, g in zip(logits.argmax(1), data_samples)]
+        return logits
+
+
+@METRICS.register_module()
+class TinyAccuracy(BaseMetric):
+    """Top-1 accuracy, reported as ``accuracy/top1`` (in percent) like the real classifier metric."""
+
+    default_prefix = "accuracy"
+
+    def process(self, data_batch, data_samples):
+        self.results.extend(int(s["pred"] == s["gt"]) for s in data_samples)
+
+    def compute_metrics(self, results):
+        return dict(top1=100.0 * sum(results) / len(results))

@@ -1,0 +1,8 @@
+"""``python -m trainer CONFIG [flags]``."""
+
+import sys
+
+from trainer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Config loading and the command-line flags applied to it, the way MMPretrain's tools/train.py does.
+
+Nothing here imports torch or writes a file: a bad config or flag is reported before anything starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import os.path as osp
+
+from trainer.errors import TrainerError, UsageError
+
+#: Dataloader settings every dataloader gets unless its config says otherwise (as MMPretrain).
+DATALOADER_DEFAULTS = dict(pin_memory=True, persistent_workers=True, collate_fn=dict(type="default_collate"))
+DATALOADER_FIELDS = ("train_dataloader", "val_dataloader", "test_dataloader")
+
+
+def load_config(path: str):
+    """Read an mmengine Python config (with ``_base_``).
+
+    Args:
+        path (str): The config file.
+
+    Returns:
+        mmengine.config.Config: The config.
+
+    Raises:
+        UsageError: The file does not exist.
+        TrainerError: The file (or one of its ``_base_`` files) cannot be read; a syntax error
+            names the file and line.
+    """
+    from mmengine.config import Config
+
+    if not osp.isfile(path):
+        raise UsageError(f"config file not found: {path}")
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = _find_syntax_error(path, set()) or (path, err.lineno, err.msg)
+        raise TrainerError("syntax error in config {}, line {}: {}".format(*where)) from None
+    except Exception as err:  # mmengine raises many kinds (missing _base_, bad import, ...)
+        message = " ".join(str(err).split())
+        raise TrainerError(f"cannot load config {path}: {type(err).__name__}: {message}") from None
+
+
+def _find_syntax_error(path: str, seen: set) -> tuple | None:
+    """``(file, line, message)`` of the first syntax error in ``path`` or its ``_base_`` files."""
+    path = osp.abspath(path)
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as err:
+        return path, err.lineno, err.msg
+    here = osp.dirname(path)
+    for node in ast.walk(tree):
+        bases: list = []
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            bases = [value] if isinstance(value, str) else list(value)
+        elif isinstance(node, ast.ImportFrom) and node.level:  # new-style `with read_base(): from .x import *`
+            up = osp.join(here, *[".."] * (node.level - 1))
+            bases = [osp.join(up, *(node.module or "").split(".")) + ".py"]
+        for base in bases:
+            found = _find_syntax_error(osp.join(here, base), seen)
+            if found:
+                return found
+    return None
+
+
+def apply_args(cfg, args) -> None:
+    """Apply the command-line flags to ``cfg`` in place, in MMPretrain's order; ``--cfg-options`` last.
+
+    Args:
+        cfg (mmengine.config.Config): The loaded config.
+        args (argparse.Namespace): Parsed flags of :func:`trainer.cli.build_parser`.
+
+    Raises:
+        UsageError: A flag does not fit the config (``--auto-scale-lr`` without ``auto_scale_lr``,
+            ``--amp`` with a custom optimizer wrapper, ``--resume PATH`` that does not exist).
+    """
+    from mmengine.config import ConfigDict
+
+    cfg.setdefault("default_scope", "trainer")
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+
+    cfg.launcher = args.launcher
+
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir", None) is None:
+        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+
+    if args.resume == "auto":
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if "://" not in args.resume and not osp.isfile(args.resume):
+            raise UsageError(f"--resume: checkpoint not found: {args.resume}")
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.auto_scale_lr and isinstance(cfg.get("auto_scale_lr"), dict):
+        cfg.auto_scale_lr.enable = True
+
+    for field in DATALOADER_FIELDS:
+        if cfg.get(field, None) is None:
+            continue
+        loader = ConfigDict(copy.deepcopy(DATALOADER_DEFAULTS))
+        loader.update(cfg[field])
+        if args.no_pin_memory:
+            loader.pin_memory = False
+        if args.no_persistent_workers:
+            loader.persistent_workers = False
+        cfg[field] = loader
+
+    if args.cfg_options:
+        try:
+            cfg.merge_from_dict(args.cfg_options)
+        except Exception as err:
+            message = " ".join(str(err).split())
+            raise UsageError(f"--cfg-options: {type(err).__name__}: {message}") from None
+
+    for field in DATALOADER_FIELDS:  # DataLoader refuses persistent_workers without workers
+        if cfg.get(field, None) is not None and not cfg[field].get("num_workers", 0):
+            cfg[field].persistent_workers = False
+
+    if args.auto_scale_lr:
+        scale = cfg.get("auto_scale_lr")
+        if not isinstance(scale, dict) or "base_batch_size" not in scale:
+            raise UsageError("--auto-scale-lr: the config has no auto_scale_lr = dict(base_batch_size=N)")
+        scale.setdefault("enable", True)
+
+    if args.amp:
+        wrapper_type = cfg.get("optim_wrapper", {}).get("type", "OptimWrapper")
+        if wrapper_type not in ("OptimWrapper", "AmpOptimWrapper"):
+            raise UsageError(f"--amp does not support the custom optimizer wrapper type {wrapper_type!r}")
+
+
+def check_data_paths(cfg) -> None:
+    """Fail early when a dataset of a dataloader used for training names a path that does not exist.
+
+    Checks ``data_root``, ``data_prefix`` (a string or a dict of strings, under ``data_root``) and
+    ``ann_file`` of the train and val datasets, looking into wrapper datasets (``dataset``/``datasets``).
+    Remote paths (``scheme://``) are not checked.
+
+    Raises:
+        TrainerError: Names the config key and the missing path.
+    """
+    for field in ("train_dataloader", "val_dataloader"):
+        loader = cfg.get(field, None)
+        if isinstance(loader, dict) and isinstance(loader.get("dataset"), dict):
+            for key, path in _dataset_paths(loader["dataset"], f"{field}.dataset"):
+                if not osp.exists(path):
+                    raise TrainerError(f"{key}: path not found: {path}")
+
+
+def _dataset_paths(dataset: dict, where: str):
+    """Yield ``(config key, local path)`` pairs that ``dataset`` will read."""
+    if isinstance(dataset.get("dataset"), dict):
+        yield from _dataset_paths(dataset["dataset"], f"{where}.dataset")
+    for i, inner in enumerate(dataset.get("datasets") or []):
+        if isinstance(inner, dict):
+            yield from _dataset_paths(inner, f"{where}.datasets.{i}")
+    root = dataset.get("data_root")
+    root = root if isinstance(root, str) and root and "://" not in root else ""
+    if root:
+        yield f"{where}.data_root", root
+    prefix = dataset.get("data_prefix")
+    items = prefix.items() if isinstance(prefix, dict) else [(None, prefix)]
+    for name, value in items:
+        if isinstance(value, str) and value and "://" not in value:
+            yield f"{where}.data_prefix" + (f".{name}" if name else ""), osp.join(root, value)
+    ann_file = dataset.get("ann_file")
+    if isinstance(ann_file, str) and ann_file and "://" not in ann_file:
+        yield f"{where}.ann_file", osp.join(root, ann_file)
+
