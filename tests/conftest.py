@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.support.helm",
+    "tests.support.trainer_runtime",
 ]

@@ -26,7 +26,6 @@ environment variables:
   TRAINER_TRUSTED_CHECKPOINTS
                       checkpoint files or directories (separated by '%s') that may be fully
                       unpickled besides work_dir and --resume PATH; other checkpoints load weights-only
-
   TRAINER_DEBUG=1     show the Python traceback of an unexpected error instead of one line
 
 exit status: 0 done, 1 failed, 2 bad command line, config options or launch environment.
@@ -64,9 +63,9 @@ class DictAction(argparse.Action):
         setattr(namespace, self.dest, options)
 
 
-def build_parser() -> ArgumentParser:
+def build_parser(prog: str = "python -m trainer") -> ArgumentParser:
     """The parser of ``python -m trainer`` (same flags and defaults as MMPretrain's tools/train.py)."""
-    parser = ArgumentParser(prog="python -m trainer", description=DESCRIPTION, epilog=EPILOG,
+    parser = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="train config file path")
     parser.add_argument("--work-dir", help="the dir to save logs and models "
@@ -98,17 +97,17 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -> argparse.Namespace:
     """Parse the command line; like MMPretrain, ``--local-rank`` sets ``LOCAL_RANK`` if it is unset."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
     """Entry point of ``python -m trainer`` and ``tools/train.py``; returns the exit status."""
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     from trainer.run import train
 
     try:

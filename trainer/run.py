@@ -12,7 +12,7 @@ import warnings
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
-from trainer.setup_cfg import apply_args, check_data_paths, load_config
+from trainer.setup_cfg import apply_args, check_data_paths, import_custom_modules, load_config
 
 
 def train(args) -> None:
@@ -39,6 +39,7 @@ def train(args) -> None:
     from trainer.report import amp_line, start_line
 
     register_all_modules()
+    import_custom_modules(cfg)
     cuda = torch.cuda.is_available()
     dtype = configure_amp(cfg, args.amp, cuda)
     if not cuda:  # pin_memory=True is the default (as MMPretrain); without a GPU it is a no-op

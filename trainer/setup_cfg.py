@@ -17,7 +17,8 @@ DATALOADER_FIELDS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 def load_config(path: str):
-    """Read an mmengine Python config (with ``_base_``).
+    """Read an mmengine Python config (with ``_base_``); its ``custom_imports`` are not imported yet
+    (see :func:`import_custom_modules`).
 
     Args:
         path (str): The config file.
@@ -35,7 +36,7 @@ def load_config(path: str):
     if not osp.isfile(path):
         raise UsageError(f"config file not found: {path}")
     try:
-        return Config.fromfile(path)
+        return Config.fromfile(path, import_custom_modules=False)
     except SyntaxError as err:
         where = _find_syntax_error(path, set()) or (path, err.lineno, err.msg)
         raise TrainerError("syntax error in config {}, line {}: {}".format(*where)) from None
@@ -73,6 +74,23 @@ def _find_syntax_error(path: str, seen: set) -> tuple | None:
             if found:
                 return found
     return None
+
+
+def import_custom_modules(cfg) -> None:
+    """Import the modules named by the config's ``custom_imports`` (what ``Config.fromfile`` would do).
+
+    Raises:
+        TrainerError: A module cannot be imported.
+    """
+    from mmengine.utils import import_modules_from_strings
+
+    custom = cfg.get("custom_imports", None)
+    if not custom:
+        return
+    try:
+        import_modules_from_strings(**custom)
+    except ImportError as err:
+        raise TrainerError(f"custom_imports: {err} (is the module on PYTHONPATH?)") from None
 
 
 def apply_args(cfg, args) -> None:
@@ -174,15 +192,17 @@ def _dataset_paths(dataset: dict, where: str):
         if isinstance(inner, dict):
             yield from _dataset_paths(inner, f"{where}.datasets.{i}")
     root = dataset.get("data_root")
-    root = root if isinstance(root, str) and root and "://" not in root else ""
-    if root:
+    root = root if isinstance(root, str) else ""
+    remote_root = "://" in root
+    if root and not remote_root:
         yield f"{where}.data_root", root
     prefix = dataset.get("data_prefix")
-    items = prefix.items() if isinstance(prefix, dict) else [(None, prefix)]
-    for name, value in items:
-        if isinstance(value, str) and value and "://" not in value:
-            yield f"{where}.data_prefix" + (f".{name}" if name else ""), osp.join(root, value)
-    ann_file = dataset.get("ann_file")
-    if isinstance(ann_file, str) and ann_file and "://" not in ann_file:
-        yield f"{where}.ann_file", osp.join(root, ann_file)
-
+    paths = [(f"{where}.data_prefix" + (f".{name}" if name else ""), value)
+             for name, value in (prefix.items() if isinstance(prefix, dict) else [(None, prefix)])]
+    paths.append((f"{where}.ann_file", dataset.get("ann_file")))
+    for key, value in paths:
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        if remote_root and not osp.isabs(value):  # lies under a remote data_root
+            continue
+        yield key, osp.join(root, value)

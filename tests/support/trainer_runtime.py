@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 import textwrap
@@ -80,10 +82,24 @@ def trainer_env(**extra: str) -> dict:
 
 
 def run_trainer(*args, env: dict | None = None, cwd: Path = REPO, timeout: float = 300,
-                module: str = "trainer") -> subprocess.CompletedProcess:
-    """Run ``python -m trainer ARGS`` and return the finished process (text stdout/stderr)."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env or trainer_env(),
-                          capture_output=True, text=True, timeout=timeout)
+                module: str | None = "trainer") -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` (``python ARGS`` when ``module`` is None) and return the finished
+    process (text stdout/stderr)."""
+    command = [sys.executable] + (["-m", module] if module else []) + [str(a) for a in args]
+    return subprocess.run(command, cwd=cwd, env=env or trainer_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port(low: int = 30000, high: int = 32000) -> int:
+    """A TCP port in ``[low, high)`` that is free on 127.0.0.1 right now (random, so parallel runs differ)."""
+    for port in random.sample(range(low, high), min(200, high - low)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in [{low}, {high})")
 
 
 def scalars(work_dir: Path) -> list[dict]:
