@@ -25,16 +25,33 @@ Examples:
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but usage errors are one line: ``kctl run: error: ...`` and exit 2."""
 
+    #: ``dest`` of the arguments after ``--`` (see :meth:`add_passthrough`), or ``None``.
+    passthrough: str | None = None
+
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
 
+    def add_passthrough(self, dest: str, metavar: str, help: str) -> None:
+        """Everything after the first ``--`` goes unchanged into ``args.<dest>`` (a list).
+
+        For arguments of another program, e.g. ``kctl run CFG --gpus 2 -- --cfg-options k=v``:
+        unlike a plain ``nargs='*'`` positional this works wherever options stand, and keeps
+        arguments that look like kctl's own options. Without ``--``, extra words are an error.
+        """
+        self.passthrough = dest
+        self.passthrough_metavar = metavar
+        self.add_argument(dest, nargs="*", metavar=f"-- {metavar}", help=help)
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """kubectl-like help: one line per option."""
+    """kubectl-like help: one line per option (help texts are never wrapped, keep them short)."""
 
     def __init__(self, prog):
         super().__init__(prog, max_help_position=40, width=100)
+
+    def _split_lines(self, text, width):
+        return text.splitlines()
 
 
 def _command_modules():
@@ -47,6 +64,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="kctl", description=DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"kctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    parser.commands = sub.choices
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP,
                            epilog=getattr(mod, "EXAMPLES", None), formatter_class=HelpFormatter)
@@ -55,13 +73,32 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _parse(parser: ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, with the words after ``--`` set aside for commands that take them."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    command = parser.commands.get(word)
+    if command is None or command.passthrough is None:
+        return parser.parse_args(argv)
+    tail: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1:]
+    args = parser.parse_args(argv)
+    stray = getattr(args, command.passthrough)
+    if stray:
+        command.error(f"unexpected argument(s): {' '.join(stray)} "
+                      f"({command.passthrough_metavar} go after --)")
+    setattr(args, command.passthrough, tail)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help(sys.stderr)
-        return 2
     try:
+        args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
+        if not getattr(args, "_run", None):
+            parser.print_help(sys.stderr)
+            return 2
         return args._run(args) or 0
     except KctlError as err:
         sys.stderr.write(f"kctl: error: {err}\n")

@@ -158,10 +158,11 @@ class Job:
         return args + ["--resume", *self.trainer_args]
 
 
-def check_port(port: int) -> int:
-    """Return ``port`` if it is a valid TCP port, else raise a usage error."""
+def check_port(port: int, what: str = "port") -> int:
+    """Return ``port`` if it is a valid TCP port, else raise a usage error naming ``what``
+    (e.g. ``"PORT"`` or ``"--port"``)."""
     if not 1 <= port <= 65535:
-        raise UsageError(f"port must be within 1-65535, got {port}")
+        raise UsageError(f"{what} must be within 1-65535, got {port}")
     return port
 
 
