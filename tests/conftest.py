@@ -1,6 +1,7 @@
 """Shared test set-up. Fixture modules under tests/support are plugged in here."""
 
 pytest_plugins = [
+    "tests.support.fake_apiserver",
     "tests.support.helm",
     "tests.support.trainer_runtime",
 ]

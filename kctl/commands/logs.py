@@ -1,0 +1,58 @@
+"""``kctl logs``: every replica's log, each line prefixed with its replica."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from kctl.k8s import add_cluster_arguments
+
+NAME = "logs"
+HELP = "Print a PyTorchJob's logs, [replica]-prefixed; -f follows restarts and new pods"
+ORDER = 42
+EXAMPLES = """\
+Each line starts with its replica, e.g. "[master-0] ...". A container that restarted shows its
+previous container's log first, as "[master-0 previous] ...". Notes go to stderr.
+
+Examples:
+  kctl logs resnet18-1xb64-digits
+  kctl logs llm-train -f                       # until the job finishes; Ctrl-C to stop
+  kctl logs llm-train --replica worker-1 -n team-a
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("name", metavar="NAME", help="the PyTorchJob's name (see: kctl list)")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="stream new lines; follow restarted containers and re-created pods "
+                             "until the job finishes")
+    parser.add_argument("--replica", default="all", type=_replica,
+                        help="master-0, worker-N or all (default: all)")
+    add_cluster_arguments(parser)
+
+
+def run(args) -> int:
+    from kctl.k8s import logs
+    from kctl.k8s.cluster import connect
+    from kctl.k8s.jobs import get_job
+
+    with connect(args.context, args.namespace, args.request_timeout) as cluster:
+        job = get_job(cluster, args.name, cluster.namespace)
+        replicas = logs.select_replicas(job, args.replica)
+        try:
+            if args.follow:
+                logs.follow_logs(cluster, job, replicas)
+            else:
+                logs.print_logs(cluster, job, replicas)
+        except BrokenPipeError:  # `kctl logs NAME | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _replica(value: str) -> str:
+    import argparse
+
+    if value != "all" and not re.fullmatch(r"(master|worker)-\d+", value):
+        raise argparse.ArgumentTypeError(f"expected master-0, worker-N or all, got {value!r}")
+    return value

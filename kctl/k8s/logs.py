@@ -1,0 +1,252 @@
+"""``kctl logs``: every replica's log, each line prefixed ``[master-0]``.
+
+A container that restarted has its previous container's log shown first, each line prefixed
+``[master-0 previous]`` (the kubelet keeps one previous container per pod). With ``follow`` the
+log is streamed and the replica stays watched: when its container restarts or the operator
+re-creates its pod, the new container is followed from its first line, until the job finishes,
+the replica's pod succeeds, or the job is deleted. Notes about that go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from kctl.errors import UsageError
+from kctl.k8s import POD_LOGS
+from kctl.k8s import jobs
+from kctl.k8s.cluster import Cluster
+from kctl.k8s.errors import ApiError, Op
+
+#: Seconds between looks at a pod that has no new container to follow yet.
+POLL_SECONDS = 1.0
+
+#: Extra seconds of log asked for when a dropped stream is resumed; repeats are skipped.
+RESUME_MARGIN_SECONDS = 60
+
+
+class Printer:
+    """Writes whole lines to stdout (log lines) and stderr (notes), from several threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def line(self, replica: str, text: str, previous: bool = False) -> None:
+        tag = f"[{replica} previous]" if previous else f"[{replica}]"
+        with self._lock:
+            sys.stdout.write(f"{tag} {text}\n")
+            sys.stdout.flush()
+
+    def note(self, replica: str, text: str) -> None:
+        with self._lock:
+            sys.stdout.flush()
+            sys.stderr.write(f"kctl: [{replica}] {text}\n")
+            sys.stderr.flush()
+
+
+def select_replicas(job: dict, replica: str) -> list[str]:
+    """The replicas to show: all of the job's, or the one named (``master-0``, ``worker-1``)."""
+    known = jobs.replicas(job)
+    if replica == "all":
+        return known
+    if replica not in known:
+        raise UsageError(f"--replica {replica}: job {job['metadata']['name']} has "
+                         f"{', '.join(known)} (or all)")
+    return [replica]
+
+
+def print_logs(cluster: Cluster, job: dict, replicas: list[str]) -> None:
+    """Print the logs the replicas' pods have now, previous containers' first."""
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    printer = Printer()
+    pods = {}
+    for pod in jobs.job_pods(cluster, name, namespace):
+        pods.setdefault(jobs.replica_of(pod), []).append(pod)
+    for replica in replicas:
+        if replica not in pods:
+            printer.note(replica, f"no pod yet (see: kctl status {name} -n {namespace})")
+        for pod in pods.get(replica, []):
+            _Replica(cluster, namespace, replica, printer).print_once(pod, name)
+
+
+def follow_logs(cluster: Cluster, job: dict, replicas: list[str]) -> None:
+    """Stream the replicas' logs until the job finishes or is deleted (or Ctrl-C)."""
+    printer, stop, errors = Printer(), threading.Event(), []
+
+    def run(replica):
+        try:
+            _Replica(cluster, job["metadata"]["namespace"], replica, printer).follow(job, stop)
+        except Exception as err:  # reported by the main thread
+            errors.append(err)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(r,), name=f"logs-{r}", daemon=True)
+               for r in replicas]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads) and not errors:
+        for thread in threads:
+            thread.join(0.2)
+    if errors:
+        raise errors[0]
+
+
+class _Replica:
+    """One replica's log: which of its containers were printed, and how to print the next."""
+
+    def __init__(self, cluster: Cluster, namespace: str, replica: str, printer: Printer):
+        self.cluster = cluster
+        self.namespace = namespace
+        self.replica = replica
+        self.printer = printer
+        self.printed: set[str] = set()  # container IDs whose log was printed
+        self.last_stamp = ""  # timestamp of the last line of the followed container
+        self.last_line_at = time.time()  # when that line came, by this machine's clock
+
+    def print_once(self, pod: dict, job_name: str) -> None:
+        previous, current = _containers(pod)
+        if previous:
+            self._print_previous(pod, previous)
+        if current:
+            self._stream(pod, follow=False)
+        elif not previous:
+            reason = _waiting_reason(pod)
+            self.printer.note(self.replica, f"pod {pod['metadata']['name']} is "
+                              f"{pod.get('status', {}).get('phase', 'Pending')}{reason}: no logs "
+                              f"yet (see: kctl status {job_name} -n {self.namespace})")
+
+    def follow(self, job: dict, stop: threading.Event) -> None:
+        name = jobs.pod_name(job["metadata"]["name"], self.replica)
+        last = None  # (pod uid, container ID) of the last container streamed
+        while not stop.is_set():
+            pod = jobs.get_pod(self.cluster, name, self.namespace)
+            previous, current = _containers(pod) if pod else (None, None)
+            if previous and previous not in self.printed:
+                self._print_previous(pod, previous)
+            if current and current not in self.printed:
+                self._announce(pod, last)
+                last = (pod["metadata"]["uid"], current)
+                self._stream(pod, follow=True, container_id=current)
+                continue
+            if current and _running(pod):  # the same container still runs: the stream dropped
+                stop.wait(POLL_SECONDS)
+                self._stream(pod, follow=True, container_id=current, resume=True)
+                continue
+            if pod and pod.get("status", {}).get("phase") == "Succeeded":
+                return
+            if self._job_over(job):
+                return
+            stop.wait(POLL_SECONDS)
+
+    def _announce(self, pod: dict, last: tuple[str, str] | None) -> None:
+        if last is None:
+            return
+        if last[0] != pod["metadata"]["uid"]:
+            self.printer.note(self.replica, f"pod {pod['metadata']['name']} was re-created; "
+                                            "following the new pod")
+        else:
+            self.printer.note(self.replica, f"container restarted (restart "
+                                            f"{jobs.restarts(pod)}); following the new one")
+
+    def _job_over(self, job: dict) -> bool:
+        meta = job["metadata"]
+        now = jobs.get_job(self.cluster, meta["name"], meta["namespace"], missing_ok=True)
+        if now is None or now["metadata"].get("uid") != meta.get("uid"):
+            self.printer.note(self.replica, f"job {meta['name']} was deleted")
+            return True
+        return jobs.finished(now)
+
+    def _print_previous(self, pod: dict, container_id: str) -> None:
+        last = (jobs.container_status(pod) or {}).get("lastState", {}).get("terminated") or {}
+        self.printer.note(self.replica, f"restarted {jobs.restarts(pod)} time(s), last exit code "
+                                        f"{last.get('exitCode', '?')} "
+                                        f"({last.get('reason') or 'Error'}): the previous "
+                                        f"container's log comes first, as [{self.replica} "
+                                        "previous]")
+        self.printed.add(container_id)
+        self._stream(pod, follow=False, previous=True)
+
+    def _stream(self, pod: dict, follow: bool, previous: bool = False,
+                container_id: str | None = None, resume: bool = False) -> None:
+        """Print one container's log; with ``follow``, until that container ends."""
+        if container_id:
+            self.printed.add(container_id)
+        if resume:
+            since = int(time.time() - self.last_line_at) + RESUME_MARGIN_SECONDS
+        else:
+            since, self.last_stamp = None, ""
+        name = pod["metadata"]["name"]
+        container = (jobs.main_container(pod.get("spec") or {}) or {}).get("name")
+        kwargs = {"previous": True} if previous else {}
+        if since:
+            kwargs.update(since_seconds=since)
+        try:
+            reply = self.cluster.open_stream(
+                self.cluster.core.read_namespaced_pod_log, name, self.namespace,
+                container=container, timestamps=True, follow=follow,
+                op=Op("get", POD_LOGS, self.namespace, name), **kwargs)
+        except ApiError as err:
+            if err.status in (400, 404) and follow:
+                return  # the container or pod went away meanwhile: look again
+            raise
+        for stamp, text in _lines(reply):
+            if not previous and stamp and stamp <= self.last_stamp:
+                continue  # already printed before the stream dropped
+            if not previous:
+                self.last_stamp, self.last_line_at = stamp, time.time()
+            self.printer.line(self.replica, text, previous=previous)
+
+
+def _containers(pod: dict) -> tuple[str | None, str | None]:
+    """IDs of the main container's previous (terminated) and current (started) container."""
+    status = jobs.container_status(pod) or {}
+    state, last = status.get("state") or {}, status.get("lastState") or {}
+    # Without a container ID (never the case with a real kubelet), number the containers.
+    uid, restarts = pod["metadata"].get("uid"), int(status.get("restartCount") or 0)
+    ended, started = last.get("terminated"), state.get("running") or state.get("terminated")
+    previous = (ended.get("containerID") or f"{uid}/{restarts - 1}") if ended else None
+    current = (started.get("containerID") or f"{uid}/{restarts}") if started else None
+    return previous, current
+
+
+def _running(pod: dict) -> bool:
+    return "running" in ((jobs.container_status(pod) or {}).get("state") or {})
+
+
+def _waiting_reason(pod: dict) -> str:
+    from kctl.k8s.status import pod_status
+
+    reason = pod_status(pod)
+    return "" if reason == pod.get("status", {}).get("phase", "Pending") else f" ({reason})"
+
+
+def _lines(reply):
+    """``(timestamp, text)`` for each line of a streamed log reply, as the lines arrive.
+
+    The kubelet writes timestamps as ``2024-05-01T12:00:00.123456789Z`` (fixed width), so they
+    compare as strings. A broken connection ends the stream like its normal end does.
+    """
+    import urllib3
+
+    buffer = b""
+    try:
+        for chunk in reply.stream(64 * 1024):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                yield _split_stamp(raw)
+        if buffer:
+            yield _split_stamp(buffer)
+    except (urllib3.exceptions.HTTPError, OSError):
+        return
+    finally:
+        reply.release_conn()
+
+
+def _split_stamp(raw: bytes) -> tuple[str, str]:
+    line = raw.decode("utf-8", errors="replace").rstrip("\r")
+    stamp, sep, text = line.partition(" ")
+    if sep and stamp[:4].isdigit() and stamp.endswith("Z"):
+        return stamp, text
+    return "", line

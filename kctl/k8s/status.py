@@ -1,0 +1,138 @@
+"""``kctl status``: a job's conditions, its replicas' pods, and why pods are not running."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from kctl.k8s import KIND
+from kctl.k8s.cluster import Cluster
+from kctl.k8s.display import age, table
+from kctl.k8s.errors import one_line
+from kctl.k8s import jobs
+
+
+def describe(cluster: Cluster, name: str, namespace: str, now: datetime | None = None) -> str:
+    """The text ``kctl status`` prints for job ``name``."""
+    now = now or datetime.now(timezone.utc)
+    job = jobs.get_job(cluster, name, namespace)
+    pods = jobs.job_pods(cluster, name, namespace)
+    pending = [p for p in pods if (p.get("status") or {}).get("phase", "Pending") == "Pending"]
+    pod_events = {p["metadata"]["name"]: jobs.events_for(cluster, "Pod", p["metadata"]["name"],
+                                                          namespace, p["metadata"].get("uid"))
+                  for p in pending}
+    job_warnings = [e for e in jobs.events_for(cluster, KIND, name, namespace,
+                                               job["metadata"].get("uid"))
+                    if e.get("type") == "Warning"]
+
+    sections = [_summary(job, now), _conditions(job), _replicas(job, pods, now)]
+    sections += [_terminations(pods, now), _not_running(pending, pod_events, now),
+                 _job_warnings(job_warnings, now)]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _summary(job: dict, now: datetime) -> str:
+    meta = job["metadata"]
+    created = meta.get("creationTimestamp")
+    gpus = jobs.gpus_per_node(job)
+    size = f"{jobs.nodes(job)} node(s) x {gpus} GPU(s)" if gpus else f"{jobs.nodes(job)} node(s), CPU"
+    state = jobs.state(job) or "<none> (no conditions yet: the training-operator has not seen " \
+                                "this job; is it running?)"
+    rows = [("Name:", meta["name"]), ("Namespace:", meta.get("namespace", "")),
+            ("State:", state), ("Created:", f"{created} ({age(created, now)} ago)"),
+            ("Size:", size)]
+    return "\n".join(f"{k:<11}{v}" for k, v in rows)
+
+
+def _conditions(job: dict) -> str:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    if not conditions:
+        return "Conditions: <none>"
+    rows = [[c.get("type", ""), c.get("status", ""), c.get("reason") or "-",
+             c.get("lastTransitionTime") or c.get("lastUpdateTime") or "-",
+             one_line(c.get("message") or "")] for c in conditions]
+    return "Conditions:\n" + table(["TYPE", "STATUS", "REASON", "TIME", "MESSAGE"], rows, "  ")
+
+
+def _replicas(job: dict, pods: list[dict], now: datetime) -> str:
+    rows = []
+    found = {jobs.replica_of(p) for p in pods}
+    for pod in pods:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        rows.append([jobs.replica_of(pod), meta["name"], status.get("phase", "Pending"),
+                     pod_status(pod), str(jobs.restarts(pod)),
+                     (pod.get("spec") or {}).get("nodeName") or "<none>",
+                     age(meta.get("creationTimestamp"), now)])
+    for replica in jobs.replicas(job):
+        if replica not in found:
+            rows.append([replica, jobs.pod_name(job["metadata"]["name"], replica), "-",
+                         "not created", "-", "-", "-"])
+    rows.sort(key=lambda row: jobs.replica_sort_key(row[0]))
+    return "Replicas:\n" + table(["REPLICA", "POD", "PHASE", "STATUS", "RESTARTS", "NODE", "AGE"],
+                                 rows, "  ")
+
+
+def pod_status(pod: dict) -> str:
+    """kubectl's STATUS column: the most telling reason (CrashLoopBackOff, OOMKilled, ...)."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for init in status.get("initContainerStatuses") or []:
+        state = init.get("state") or {}
+        if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
+            return f"Init:{state['waiting']['reason']}"
+        if "running" in state:
+            return "Init:Running"
+    main = jobs.container_status(pod) or {}
+    state = main.get("state") or {}
+    for key in ("waiting", "terminated"):
+        if state.get(key, {}).get("reason"):
+            return state[key]["reason"]
+    if status.get("phase", "Pending") == "Pending":
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return cond.get("reason") or "Unschedulable"
+    return status.get("reason") or status.get("phase", "Pending")
+
+
+def _terminations(pods: list[dict], now: datetime) -> str:
+    lines = []
+    for pod in pods:
+        main = jobs.container_status(pod) or {}
+        last = (main.get("lastState") or {}).get("terminated")
+        if jobs.restarts(pod) and last:
+            finished = last.get("finishedAt")
+            when = f", {age(finished, now)} ago" if finished else ""
+            lines.append(f"  {jobs.replica_of(pod)}: restarted {jobs.restarts(pod)} time(s); last "
+                         f"exit code {last.get('exitCode')} ({last.get('reason') or 'Error'}{when})")
+    return "Restarts:\n" + "\n".join(lines) if lines else ""
+
+
+def _not_running(pending: list[dict], events: dict[str, list[dict]], now: datetime) -> str:
+    if not pending:
+        return ""
+    lines = []
+    for pod in pending:
+        name = pod["metadata"]["name"]
+        lines.append(f"  {jobs.replica_of(pod)} ({name}) is Pending:")
+        if events[name]:
+            lines += [f"    {_event_line(e, now)}" for e in events[name]]
+            continue
+        scheduled = [c for c in (pod.get("status") or {}).get("conditions") or []
+                     if c.get("type") == "PodScheduled" and c.get("status") == "False"]
+        lines += [f"    {c.get('reason')}: {one_line(c.get('message') or '')}" for c in scheduled]
+        if not scheduled:
+            lines.append("    no events (events expire after an hour)")
+    return "Why pods are not running:\n" + "\n".join(lines)
+
+
+def _job_warnings(events: list[dict], now: datetime) -> str:
+    if not events:
+        return ""
+    return "Job warnings:\n" + "\n".join(f"  {_event_line(e, now)}" for e in events)
+
+
+def _event_line(event: dict, now: datetime) -> str:
+    count = event.get("count") or (event.get("series") or {}).get("count") or 1
+    times = f" (x{count})" if count > 1 else ""
+    return (f"{event.get('type', 'Normal')} {event.get('reason', '')} "
+            f"{age(jobs.event_time(event), now)} ago{times}: {one_line(event.get('message', ''))}")
