@@ -7,7 +7,8 @@ What a cluster with the Kubeflow training operator v1.9 would refuse, found offl
   (:mod:`kctl.validate.webhook`) and the ``x-kubernetes-list-type`` uniqueness the API server
   enforces (:mod:`kctl.validate.listmaps`);
 - ConfigMap and PersistentVolumeClaim (``v1``): small hand-written schemas (:mod:`kctl.validate.core`);
-- every kind's ``metadata``: field types, name and label syntax (:mod:`kctl.validate.metadata`).
+- every kind's ``metadata``: field types, name and label syntax (:mod:`kctl.validate.metadata`);
+- pod rules the API server applies only when the pods are created (:mod:`kctl.validate.pods`).
 
 Entry points live in :mod:`kctl.validate.manifest`. ``jsonschema`` is imported on first use.
 """

@@ -13,7 +13,8 @@ from kctl.errors import KctlError
 from kctl.validate.core import config_map_problems, pvc_problems
 from kctl.validate.listmaps import list_problems
 from kctl.validate.metadata import metadata_problems
-from kctl.validate.problems import Problem, join_all
+from kctl.validate.pods import pod_problems
+from kctl.validate.problems import Problem, join, join_all
 from kctl.validate.schema import pytorchjob_schema, schema_problems
 from kctl.validate.webhook import pytorchjob_problems
 
@@ -31,10 +32,10 @@ def _pytorchjob(obj: dict) -> list[Problem]:
     for replica_type, replica in (replicas.items() if isinstance(replicas, dict) else ()):
         template = replica.get("template") if isinstance(replica, dict) else None
         if isinstance(template, dict):
-            where = join_all("spec.pytorchReplicaSpecs", [str(replica_type), "template",
-                                                          "metadata"])
-            problems += metadata_problems(template.get("metadata"), "dns1123-subdomain", where,
-                                          top_level=False)
+            where = join_all("spec.pytorchReplicaSpecs", [str(replica_type), "template"])
+            problems += metadata_problems(template.get("metadata"), "dns1123-subdomain",
+                                          join(where, "metadata"), top_level=False)
+            problems += pod_problems(template.get("spec"), join(where, "spec"))
     return problems
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_WORD = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True, order=True)
@@ -24,10 +27,8 @@ class Problem:
 
 
 def join(path: str, key: str | int) -> str:
-    """``path`` extended by a list index or a map key (bracketed when it holds a ``.``)."""
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if "." in key or "/" in key or not key:
+    """``path`` extended by a list index or a map key (bracketed unless it is a plain word)."""
+    if isinstance(key, int) or not _WORD.match(key):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
 

@@ -1,0 +1,2 @@
+default_scope = 'trainer'
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1))

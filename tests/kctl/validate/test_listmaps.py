@@ -1,0 +1,58 @@
+"""Duplicates in x-kubernetes-list-type map/set lists, which plain JSON Schema lets through."""
+
+from __future__ import annotations
+
+import pytest
+
+from kctl.validate.listmaps import list_problems
+from kctl.validate.schema import pytorchjob_schema
+
+from .conftest import master_pod
+
+POD = "spec.pytorchReplicaSpecs.Master.template.spec"
+
+
+def _found(job) -> dict:
+    return {p.path: p.message for p in list_problems(pytorchjob_schema(), job)}
+
+
+def test_a_valid_job_has_no_duplicates(job):
+    assert _found(job) == {}
+
+
+@pytest.mark.parametrize("mutate, path, message", [
+    (lambda pod: pod["containers"].append({"name": "pytorch", "image": "sidecar"}),
+     f"{POD}.containers[1]", f'duplicate entry: name="pytorch" is already at {POD}.containers[0]'),
+    (lambda pod: pod["volumes"].append({"name": "dshm", "emptyDir": {}}),
+     f"{POD}.volumes[3]", f'duplicate entry: name="dshm" is already at {POD}.volumes[2]'),
+    (lambda pod: pod["containers"][0]["volumeMounts"].append(
+        {"name": "config", "mountPath": "/dev/shm"}),
+     f"{POD}.containers[0].volumeMounts[3]",
+     f'duplicate entry: mountPath="/dev/shm" is already at {POD}.containers[0].volumeMounts[2]'),
+    (lambda pod: pod["containers"][0].update(env=[{"name": "A", "value": "1"},
+                                                  {"name": "A", "value": "2"}]),
+     f"{POD}.containers[0].env[1]",
+     f'duplicate entry: name="A" is already at {POD}.containers[0].env[0]'),
+    # protocol defaults to TCP (the schema's default), so these two are the same port
+    (lambda pod: pod["containers"][0]["ports"].append({"containerPort": 23456,
+                                                       "protocol": "TCP"}),
+     f"{POD}.containers[0].ports[1]",
+     f'duplicate entry: containerPort=23456, protocol="TCP" is already at '
+     f'{POD}.containers[0].ports[0]'),
+])
+def test_duplicates_are_found_by_their_list_map_keys(job, mutate, path, message):
+    mutate(master_pod(job))
+    assert _found(job) == {path: message}
+
+
+def test_same_port_number_with_another_protocol_is_no_duplicate(job):
+    master_pod(job)["containers"][0]["ports"].append({"containerPort": 23456, "protocol": "UDP"})
+    assert _found(job) == {}
+
+
+def test_set_lists_refuse_repeated_values():
+    schema = {"type": "object", "properties": {"tags": {"type": "array",
+                                                        "x-kubernetes-list-type": "set"}}}
+    (problem,) = list_problems(schema, {"tags": ["a", "b", "a"]})
+    assert (problem.path, problem.message) == ("tags[2]", 'duplicate value "a" (already at '
+                                                          'tags[0])')
