@@ -339,15 +339,17 @@ class PyTorchJobBackend(Backend):
         check_rendered(objects)
         return DryRun(backend=self.name, text=text, request=objects, warnings=warnings)
 
-    def submit(self, dryrun: DryRun, context: str | None = None) -> str:
+    def submit(self, dryrun: DryRun, context: str | None = None, **connection) -> str:
         """Create the rendered objects (ConfigMap owned by the job) and return the job's name.
 
-        The namespace is the manifest's, else the kubeconfig context's.
+        The namespace is the manifest's, else the kubeconfig context's; ``context`` is the
+        kubeconfig context (default: the current one); ``connection`` goes to
+        :func:`kctl.k8s.apply.create` (e.g. ``timeout``).
         """
         from kctl.k8s.apply import create
 
         job = dryrun.request[-1]
-        return create(dryrun.request, job["metadata"].get("namespace"), context)
+        return create(dryrun.request, job["metadata"].get("namespace"), context, **connection)
 
 
 BACKEND = PyTorchJobBackend()

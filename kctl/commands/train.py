@@ -15,6 +15,7 @@ from kctl.backends.pytorchjob import (BACKEND, CONFIG_MOUNT, DEFAULT_IMAGE, DEFA
                                       DEFAULT_SHM_SIZE, WORK_DIR_MOUNT, DataVolume)
 from kctl.errors import UsageError
 from kctl.job import Job, Topology, check_dns1035, default_name
+from kctl.k8s import add_cluster_arguments
 
 NAME = "train"
 HELP = "Train on Kubernetes as a Kubeflow PyTorchJob (print the manifest with --dry-run)"
@@ -22,7 +23,8 @@ ORDER = 20
 EXAMPLES = f"""\
 The pods run `torchrun -m trainer {CONFIG_MOUNT}/CONFIG --launcher pytorch
 --work-dir {WORK_DIR_MOUNT}/NAME --resume [TRAINER_ARGS]`; the config and its _base_ files travel
-in a ConfigMap. Submitting the same NAME again resumes from the last checkpoint on the claim.
+in a ConfigMap. With --work-dir-pvc, a job deleted (kctl delete NAME) and submitted again under
+the same NAME resumes from its last checkpoint.
 
 Examples:
   # Print the manifest for 2 nodes x 8 GPUs, checkpoints on the ReadWriteMany claim 'shared'
@@ -52,10 +54,7 @@ def add_arguments(parser) -> None:
                         help="processes per node with --gpus 0 (default: 1)")
     parser.add_argument("--name", metavar="NAME",
                         help="job name (default: from the config's file name)")
-    parser.add_argument("-n", "--namespace", metavar="NS",
-                        help="namespace (default: the context's namespace, else 'default')")
-    parser.add_argument("--context", metavar="CTX",
-                        help="kubeconfig context to submit to (default: the current context)")
+    add_cluster_arguments(parser)
     parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
                         help=f"trainer image (default: {DEFAULT_IMAGE})")
     parser.add_argument("--config-in-image", metavar="PATH",
@@ -78,8 +77,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="print the manifest instead of creating it")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),
-                        help="print the manifest as yaml (default with --dry-run) or json "
-                             "(a v1 List)")
+                        help="print the manifest as yaml or json (a v1 List)")
     parser.add_passthrough("trainer_args", "TRAINER_ARGS",
                            "arguments for python -m trainer, e.g. --amp --cfg-options k=v")
 
@@ -119,7 +117,7 @@ def run(args) -> int:
     for warning in dryrun.warnings:
         sys.stderr.write(f"kctl: warning: {warning}\n")
     if not args.dry_run:
-        name = BACKEND.submit(dryrun, context=args.context)
+        name = BACKEND.submit(dryrun, context=args.context, timeout=args.request_timeout)
         if args.output is None:
             sys.stdout.write(f"pytorchjob.kubeflow.org/{name} created\n")
             return 0

@@ -1,0 +1,88 @@
+"""``kctl validate FILE...``: one line per problem with its path, exit 1; an OK line and 0."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+GOLDEN = REPO / "tests/kctl/golden/pytorchjob"
+
+
+def _broken(tmp_path: Path) -> Path:
+    """The golden 2x8 manifest with a typo, an int nprocPerNode and Master replicas missing."""
+    docs = list(yaml.safe_load_all((GOLDEN / "gpu_2x8.yaml").read_text()))
+    job = docs[-1]
+    job["spec"]["nprocPerNode"] = 8
+    master = job["spec"]["pytorchReplicaSpecs"]["Master"]
+    del master["replicas"]
+    master["restartPolcy"] = master.pop("restartPolicy")
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def test_valid_manifests_print_one_ok_line(run_kctl):
+    result = run_kctl("validate", GOLDEN / "gpu_2x8.yaml", GOLDEN / "config_in_image.yaml")
+    assert result.code == 0
+    assert result.out == "OK: 3 objects in 2 files\n"
+
+
+def test_each_problem_is_a_line_with_file_object_and_path(run_kctl, tmp_path):
+    broken = _broken(tmp_path)
+    result = run_kctl("validate", broken)
+    assert result.code == 1
+    prefix = f"{broken}: PyTorchJob/resnet18-1xb64-digits: "
+    assert result.out.splitlines() == [
+        prefix + "spec.nprocPerNode: must be a string, got 8",
+        prefix + "spec.pytorchReplicaSpecs.Master.replicas: must be set to 1 (the webhook "
+                 "checks before defaulting)",
+        prefix + "spec.pytorchReplicaSpecs.Master.restartPolcy: unknown field (did you mean "
+                 "restartPolicy?)",
+    ]
+
+
+def test_stdin_and_files_together(run_kctl, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(_broken(tmp_path).read_text()))
+    result = run_kctl("validate", GOLDEN / "cpu_1x0.yaml", "-")
+    assert result.code == 1
+    assert {line.split(": ")[0] for line in result.out.splitlines()} == {"<stdin>"}
+
+
+def test_kinds_kctl_does_not_know_are_noted_not_failed(run_kctl, tmp_path):
+    manifest = tmp_path / "mixed.yaml"
+    manifest.write_text((GOLDEN / "cpu_1x0.yaml").read_text()
+                        + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+    result = run_kctl("validate", manifest)
+    assert result.code == 0
+    assert result.out == "OK: 3 objects in 1 file, 1 not checked\n"
+    assert result.err == (f"{manifest}: Service/web: not checked (kctl knows PyTorchJob, "
+                          "ConfigMap, PersistentVolumeClaim)\n")
+
+
+@pytest.mark.parametrize("text, line", [
+    ("a: [\n", ": line 2: not valid YAML"),
+    ("", ": no Kubernetes objects found"),
+    ("- 1\n- 2\n", ": <not an object>: is not a Kubernetes object"),
+])
+def test_unreadable_or_empty_manifests_are_problems(run_kctl, tmp_path, text, line):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(text)
+    result = run_kctl("validate", manifest)
+    assert result.code == 1
+    assert result.out.startswith(f"{manifest}{line}")
+
+
+def test_missing_file_is_a_usage_error(run_kctl, tmp_path):
+    result = run_kctl("validate", tmp_path / "nope.yaml")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == f"kctl: error: file not found: {tmp_path / 'nope.yaml'}\n"
+
+
+def test_a_file_is_required(run_kctl):
+    result = run_kctl("validate")
+    assert result.code == 2
+    assert "the following arguments are required: FILE" in result.err
