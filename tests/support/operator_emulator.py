@@ -2,19 +2,20 @@
 
 Given the objects of a manifest (the PyTorchJob, its ConfigMaps, PersistentVolumeClaims), every
 replica pod (``Master`` x1, ``Worker`` x(N-1)) becomes a local process tree running the ``pytorch``
-container's ``command`` + ``args`` with:
+container's ``command`` + ``args`` (the image's ENTRYPOINT/CMD where they are absent) with:
 
 - exactly the environment the operator injects (``PYTHONUNBUFFERED``, ``MASTER_ADDR``/``PORT``,
   ``PET_MASTER_ADDR``/``PORT``, ``WORLD_SIZE`` = N x nprocPerNode, ``RANK`` = ``PET_NODE_RANK`` = node
-  index, ``PET_NPROC_PER_NODE``, ``PET_NNODES``), appended after the container's own ``env`` so the
-  operator's value wins on a repeated name, as the kubelet does; ``$(VAR)`` references in ``env``,
-  ``command`` and ``args`` are expanded as Kubernetes does;
-- its volumes: a ConfigMap volume is materialised with its ``items`` (``key`` -> ``path``) layout, a
-  PersistentVolumeClaim is one folder shared by every pod (``pvc_root/<claimName>``), an ``emptyDir``
-  is a folder that lives as long as the pod (it survives container restarts, not pod re-creation);
-- the container's writable filesystem stood in by a fresh folder per container start (the working
-  directory, ``HOME`` and ``TMPDIR`` are in it), so whatever is written outside a volume is lost on a
-  restart, as in a real container;
+  index, ``PET_NPROC_PER_NODE``, ``PET_NNODES``; :func:`operator_env`), appended after the
+  container's own ``env`` so the operator's value wins on a repeated name, as with the kubelet;
+  ``$(VAR)`` references in ``env``, ``command`` and ``args`` are expanded as Kubernetes does;
+- its volumes: a ConfigMap volume is materialised with its ``items`` (``key`` -> ``path``) layout
+  (keys and paths checked as the API server does), a PersistentVolumeClaim is one folder shared by
+  every pod (``pvc_root/<claimName>``), an ``emptyDir`` is a folder that lives as long as the pod
+  (it survives container restarts, not pod re-creation);
+- the container's writable filesystem stood in by a fresh folder per container start, holding the
+  image's working directory, ``HOME`` and ``/tmp``: whatever is written outside a volume is lost on a
+  restart, and the pods do not share it, as on a cluster;
 - the restart behaviour of its ``restartPolicy`` and the job's ``runPolicy`` (``backoffLimit``,
   ``activeDeadlineSeconds``), and the operator's rule for success: the job is Succeeded when the
   Master pod succeeds (all Workers when there is no Master).
@@ -22,48 +23,54 @@ container's ``command`` + ``args`` with:
 What differs from a cluster, and why
 ------------------------------------
 1. ``MASTER_ADDR`` / ``PET_MASTER_ADDR``: the operator sets ``<job>-master-0``, the name of the
-   master's headless Service. No Service exists here, so the emulator gives ``127.0.0.1`` (the
-   address that name resolves to when every pod runs on this machine). Everything else in the
-   operator's environment is computed unchanged (:func:`operator_env` is the exact table).
-2. ``MASTER_PORT`` / ``PET_MASTER_PORT``: every pod has its own network namespace in a cluster, here
+   master's headless Service. No Service exists here, so local processes get ``127.0.0.1``, the
+   address that name resolves to when every pod runs on this machine. This is the one change to
+   the operator's variables; the rest are computed unchanged.
+2. ``MASTER_PORT`` / ``PET_MASTER_PORT``: on a cluster every pod has its own network namespace; here
    all share one, so by default the master's ``pytorchjob-port`` (23456 when absent, as the
-   operator's defaulter adds) is replaced by a free local port, so that two emulated jobs cannot
-   clash. ``master_port=`` keeps the manifest's or picks another.
-3. Paths: a container sees its volumes at their ``mountPath`` (``/config``, ``/work-dir``...).
-   Creating those folders on this machine's ``/`` is not safe per test (they would outlive the run
-   and be shared by concurrent runs; a private mount namespace needs root with CAP_SYS_ADMIN, which
-   CI runners, laptops and the GPU test machines do not all grant, and still needs the mount points
-   created on the host's ``/``). So each mountPath is mapped to a local folder and absolute paths in
-   ``command``, ``args`` and the container's ``env`` values are rewritten: a whole argument or the
-   value after ``=`` in ``key=/path``. A path under a mountPath goes to that volume's folder; another
-   absolute path that exists on this machine is left alone (it stands for the image's own files, e.g.
-   ``/usr/bin/env``); one that does not exist goes into the container's writable folder (so, as in a
-   real container, what is written there does not survive a restart). Paths inside files (a config
-   naming ``/data/...``) are not rewritten: only the image could provide them. ``workingDir`` is
-   mapped the same way.
-4. The image: ``python``/``torchrun`` are this interpreter's (its folder is first on ``PATH``) and the
-   repository is on ``PYTHONPATH`` (the image has the package installed). The environment starts
-   empty apart from ``PATH``, ``HOME``, ``TMPDIR``, ``HOSTNAME`` (the pod name) and ``PYTHONPATH``;
+   operator's defaulter adds) is replaced by a free local port and two emulated jobs cannot clash.
+   ``master_port="manifest"`` keeps the manifest's.
+3. Paths: a container sees its volumes at their ``mountPath`` (``/config``, ``/work_dirs``...).
+   Creating those folders on this machine's ``/`` is not safe per test: they would outlive the run
+   and be shared by concurrent runs. A private mount namespace (``unshare --mount`` + bind mounts)
+   avoids the sharing but still needs the mount points created on the host's ``/`` and root with
+   CAP_SYS_ADMIN, which CI runners, laptops and the GPU machines do not all grant. So each
+   mountPath is mapped to a local folder and absolute paths in ``command``, ``args``,
+   ``workingDir`` and the container's ``env`` values are rewritten (a whole argument, or the value
+   after ``=`` in ``key=/path``) by :meth:`OperatorEmulator.local_path`: under a mountPath -> that
+   volume's folder; the image's own folders (``WORKDIR``, ``HOME``, ``/tmp``) and paths this
+   machine does not have -> the container's writable folder; other paths that exist here are left
+   alone (``/usr/bin/env`` stands for the image's). Paths inside files (a config naming
+   ``/data/...``) are not rewritten.
+4. The image (:class:`Image`, defaults from the repository's ``Dockerfile``): ``python`` and
+   ``torchrun`` are this interpreter's (its folder is first on ``PATH``), the repository is on
+   ``PYTHONPATH`` instead of installed, ``configs/`` is linked in at ``/workspace/configs``. The
+   environment holds only ``PATH``, ``HOSTNAME`` (the pod name), ``HOME``, ``TMPDIR`` (the
+   container's ``/tmp``), the image's ``ENV`` and ``PYTHONPATH`` before the container's variables;
    Kubernetes' Service-link variables (``KUBERNETES_SERVICE_HOST``...) are not set.
 5. GPUs: the device plugin gives each pod its own ``nvidia.com/gpu`` devices; here a pod gets
-   ``CUDA_VISIBLE_DEVICES`` naming its share of this machine's GPUs, or an empty value (no GPU) when
-   it requests none. A job needing more GPUs than the machine has is refused.
-6. Timing: the kubelet's CrashLoopBackOff (10 s doubling to 300 s) is scaled by ``restart_delay``
-   (default 1 s doubling to 30 s); the grace period of a stopped pod is ``grace_period`` seconds
-   instead of ``terminationGracePeriodSeconds``. Worker pods start with the Master (the
-   ``init-pytorch`` init container's DNS wait has nothing to wait for).
-7. ``ExitCode`` re-creations count towards ``backoffLimit`` (the operator's requeue-based check on
-   failed pods); ``OnFailure``/``Always`` restarts count as container restarts, as in v1.9.
-8. When the job has finished, pods still running are given ``grace_period`` seconds to exit and are
-   then killed, whatever ``cleanPodPolicy`` says: a test must leave no process behind.
-9. Not emulated (refused with :class:`EmulatorError`): ``elasticPolicy``, more than one container per
-   pod, volume types other than configMap / persistentVolumeClaim / emptyDir, ``envFrom``,
-   ``valueFrom`` other than ``fieldRef`` (``metadata.name``, ``metadata.namespace``,
-   ``status.podIP``) and ``configMapKeyRef``. ``resources`` other than GPUs are not enforced.
+   ``CUDA_VISIBLE_DEVICES`` naming its share of this machine's GPUs, or an empty value (no GPU)
+   when it requests none. A job needing more GPUs than the machine has is refused.
+6. Not enforced: ``securityContext`` (processes run as the current user), ``readOnly`` mounts,
+   ``resources`` other than GPUs, ``sizeLimit``; ``medium: Memory`` is an ordinary folder.
+7. Timing: the kubelet's CrashLoopBackOff (10 s doubling to 300 s) is scaled by ``restart_delay``
+   (default 1 s doubling to 30 s); a stopped pod gets ``grace_period`` seconds between SIGTERM and
+   SIGKILL instead of ``terminationGracePeriodSeconds``. Worker pods start with the Master: the
+   ``init-pytorch`` init container's DNS wait has nothing to wait for.
+8. ``ExitCode`` re-creations count towards ``backoffLimit`` (standing for the operator's
+   requeue-based check on failed pods); ``OnFailure``/``Always`` restarts count as container
+   restarts, as in v1.9.
+9. When the job has finished, pods still running get ``grace_period`` seconds to exit and are then
+   killed, whatever ``cleanPodPolicy`` says: a test must leave no process behind.
+10. Refused with :class:`EmulatorError` (not emulated): ``elasticPolicy``, more than one container
+    per pod, volume types other than configMap / persistentVolumeClaim / emptyDir, ``envFrom``,
+    ``valueFrom`` other than ``fieldRef`` (``metadata.name``, ``metadata.namespace``,
+    ``status.podIP``) and ``configMapKeyRef``.
 
-Each container is started under :mod:`tests.support.container_init`, a small init that, like a PID
-namespace, takes every process the container started with it when it ends or is killed (``torchrun``
-starts its workers in sessions of their own, so a process group is not enough).
+Each container runs under :mod:`tests.support.container_init`, a small init that, like a PID
+namespace, takes every process the container started with it when it ends or is killed
+(``torchrun`` starts its workers in sessions of their own, so killing a process group would leave
+them running).
 
 Usage from a test::
 
@@ -74,7 +81,7 @@ Usage from a test::
         assert emu.wait(timeout=300) == "Succeeded"
 
 From a shell: ``python -m tests.support.operator_emulator MANIFEST.yaml [--pvc-root DIR]``
-(``-`` reads the manifest from stdin).
+(``-`` reads the manifest from stdin), e.g. piped from ``kctl train ... --dry-run``.
 """
 
 from __future__ import annotations
@@ -114,6 +121,34 @@ _CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 CONFIGMAP_MAX_BYTES = 1024 * 1024
 _ENV_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z0-9]+)\)")
 _BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Image:
+    """What the emulator knows of the container image; the defaults are the repository's
+    ``Dockerfile`` (the trainer image), with this interpreter standing in for the image's Python.
+
+    Args:
+        workdir: ``WORKDIR``, the working directory when the container sets no ``workingDir``.
+        home: The image user's home directory (``HOME``).
+        env: ``ENV`` variables, before the container's own.
+        files: Image content as (path in the image, local path) pairs: each is linked into the
+            container's filesystem, e.g. the configs baked into ``/workspace/configs``.
+        entrypoint: ``ENTRYPOINT``, used when the container has no ``command``.
+        cmd: ``CMD``, used when the container has neither ``command`` nor ``args``.
+        bin_dir: Folder first on ``PATH`` (``python``, ``torchrun``).
+        python_path: On ``PYTHONPATH``: the packages the image has installed.
+    """
+
+    workdir: str = "/workspace"
+    home: str = "/home/trainer"
+    env: tuple[tuple[str, str], ...] = (("PYTHONDONTWRITEBYTECODE", "1"),
+                                        ("PYTHONUNBUFFERED", "1"))
+    files: tuple[tuple[str, Path], ...] = (("/workspace/configs", REPO / "configs"),)
+    entrypoint: tuple[str, ...] = (sys.executable, str(REPO / "image" / "entrypoint.py"))
+    cmd: tuple[str, ...] = ("configs/resnet/resnet18_1xb64_digits.py",)
+    bin_dir: Path = Path(sys.executable).parent
+    python_path: Path = REPO
 
 
 class EmulatorError(Exception):
@@ -201,6 +236,10 @@ def expand_refs(text: str, env: dict[str, str]) -> str:
             return "$"
         return env.get(match.group(1), match.group(0))
     return _ENV_REF.sub(replace, text)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def free_port() -> int:
@@ -292,10 +331,7 @@ class OperatorEmulator:
             using a missing claim would stay Pending on a cluster).
         master_port: The port local processes get as ``MASTER_PORT``; ``None`` (default) picks a
             free one, ``"manifest"`` keeps the Master's ``pytorchjob-port``.
-        bin_dir: Folder put first on ``PATH`` (``python``, ``torchrun``). Defaults to this
-            interpreter's folder.
-        image_root: Put on ``PYTHONPATH`` (the packages the image would have installed). Defaults to
-            the repository.
+        image: The container image's layout (see :class:`Image`). Defaults to the trainer image.
         restart_delay: First CrashLoopBackOff delay in seconds, doubled per restart up to 30 times
             it. Defaults to 1.
         grace_period: Seconds between SIGTERM and SIGKILL when a pod is stopped. Defaults to 5.
@@ -304,8 +340,7 @@ class OperatorEmulator:
 
     def __init__(self, objects: list[dict], workspace: str | os.PathLike, *,
                  pvc_root: str | os.PathLike | None = None, master_port: int | str | None = None,
-                 bin_dir: str | os.PathLike | None = None,
-                 image_root: str | os.PathLike = REPO, restart_delay: float = 1.0,
+                 image: Image = Image(), restart_delay: float = 1.0,
                  grace_period: int = 5, host_gpus: int | None = None):
         jobs = [o for o in objects if o.get("kind") == "PyTorchJob"]
         if len(jobs) != 1:
@@ -319,8 +354,7 @@ class OperatorEmulator:
                        if o.get("kind") == "PersistentVolumeClaim"]
         self.workspace = Path(workspace).resolve()
         self.pvc_root = Path(pvc_root).resolve() if pvc_root else self.workspace / "pvc"
-        self.bin_dir = Path(bin_dir) if bin_dir else Path(sys.executable).parent
-        self.image_root = Path(image_root)
+        self.image = image
         self.restart_delay = restart_delay
         self.grace_period = max(1, int(grace_period))
         run_policy = self.job["spec"].get("runPolicy") or {}
@@ -361,9 +395,6 @@ class OperatorEmulator:
                 raise EmulatorError(f"{rtype} has {len(containers)} containers; the emulator runs "
                                     f"pods with exactly one (named {CONTAINER_NAME!r})")
             container = _pytorch_container(self.job["spec"], rtype)
-            if not container.get("command"):
-                raise EmulatorError(f"{rtype}'s container has no command; the emulator cannot "
-                                    "know the image's ENTRYPOINT")
             for index in range(replica_count(self.job, rtype)):
                 name = pod_name(self.name, rtype, index)
                 pods[name] = Pod(name, rtype, index,
@@ -474,14 +505,18 @@ class OperatorEmulator:
     # -- the container's view -------------------------------------------------------------------
 
     def local_path(self, pod: Pod, path: str) -> str:
-        """Where the container path ``path`` is on this machine (deviation 3)."""
+        """Where the container path ``path`` is on this machine (deviation 3): in a volume's
+        folder, in the container's writable folder (the image's own folders, and any path this
+        machine does not have), or unchanged (this machine's ``/usr/bin/env`` stands for the
+        image's)."""
         for mount in pod.mounts:
-            prefix = mount.container_path
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return str(mount.host_path) + path[len(prefix):]
-        if os.path.exists(path):
-            return path
-        return str(pod.rootfs) + path
+            if _under(path, mount.container_path):
+                return str(mount.host_path) + path[len(mount.container_path):]
+        image_owned = (self.image.workdir, self.image.home, "/tmp",
+                       *(p for p, _ in self.image.files))
+        if any(_under(path, owned) for owned in image_owned) or not os.path.exists(path):
+            return f"{pod.rootfs}{path}"
+        return path
 
     def _rewrite(self, pod: Pod, value: str) -> str:
         if value.startswith("/"):
@@ -542,15 +577,18 @@ class OperatorEmulator:
     def image_env(self, pod: Pod) -> dict[str, str]:
         """What the image and the runtime provide before the container's own variables
         (deviations 4 and 5)."""
-        return {"PATH": f"{self.bin_dir}:{_BASE_PATH}", "HOME": str(pod.rootfs / "root"),
-                "TMPDIR": str(pod.rootfs / "tmp"), "HOSTNAME": pod.name,
-                "PYTHONPATH": str(self.image_root),
+        return {"PATH": f"{self.image.bin_dir}:{_BASE_PATH}", "HOSTNAME": pod.name,
+                "HOME": self.local_path(pod, self.image.home), "TMPDIR": self.local_path(pod, "/tmp"),
+                **dict(self.image.env), "PYTHONPATH": str(self.image.python_path),
                 "CUDA_VISIBLE_DEVICES": ",".join(map(str, pod.gpus))}
 
     def argv(self, pod: Pod, defined: dict[str, str]) -> list[str]:
-        """``command`` + ``args`` with ``$(VAR)`` expanded and container paths mapped."""
-        words = [str(w) for w in pod.container["command"]] + \
-            [str(w) for w in pod.container.get("args") or []]
+        """``command`` + ``args`` with ``$(VAR)`` expanded and container paths mapped; without a
+        ``command`` the image's ENTRYPOINT, and its CMD when there are no ``args`` either."""
+        command, args = pod.container.get("command"), pod.container.get("args")
+        if not command:
+            command, args = self.image.entrypoint, args if args else self.image.cmd
+        words = [str(w) for w in command] + [str(w) for w in args or []]
         return [self._rewrite(pod, expand_refs(word, defined)) for word in words]
 
     # -- running --------------------------------------------------------------------------------
@@ -592,13 +630,16 @@ class OperatorEmulator:
 
     def _new_container(self, pod: Pod) -> None:
         pod.rootfs = Path(tempfile.mkdtemp(prefix="container-", dir=pod.pod_dir))
-        for sub in ("root", "tmp"):
-            (pod.rootfs / sub).mkdir()
+        for path, local in self.image.files:  # the image's content, read from the repository
+            link = Path(f"{pod.rootfs}{path}")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(local)
+        for path in (self.image.workdir, self.image.home, "/tmp"):
+            Path(f"{pod.rootfs}{path}").mkdir(parents=True, exist_ok=True)
         defined = self.local_env(pod)
         pod.env = {**self.image_env(pod), **defined}
         pod.argv = self.argv(pod, defined)
-        working_dir = pod.container.get("workingDir")
-        pod.cwd = Path(self.local_path(pod, working_dir)) if working_dir else pod.rootfs
+        pod.cwd = Path(self.local_path(pod, pod.container.get("workingDir") or self.image.workdir))
         pod.cwd.mkdir(parents=True, exist_ok=True)
 
     def _start_container(self, pod: Pod) -> None:
@@ -680,6 +721,8 @@ class OperatorEmulator:
         return all(p.phase == "Succeeded" for p in (masters or list(self.pods.values())))
 
     def _condition(self, type_: str, reason: str, message: str) -> None:
+        if self.conditions and self.conditions[-1].type == type_:  # updated, as the operator does
+            self.conditions.pop()
         self.conditions.append(Condition(type_, reason, message))
 
     def _fail(self, reason: str, message: str) -> None:
