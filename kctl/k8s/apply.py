@@ -99,7 +99,8 @@ def _in_namespace(obj: dict, namespace: str) -> dict:
     return body
 
 
-def _create_core(cluster: Cluster, body: dict, namespace: str, reuse_existing: bool = False) -> bool:
+def _create_core(cluster: Cluster, body: dict, namespace: str,
+                 reuse_existing: bool = False) -> bool:
     """Create a ConfigMap or claim; ``False`` if it existed and ``reuse_existing`` allows that."""
     method, resource = CREATORS[body["kind"]]
     try:

@@ -25,7 +25,7 @@ def age(value: str | None, now: datetime | None = None) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """kubectl's ``HumanDuration``: precise when short, coarser as it grows."""
+    """k8s.io/apimachinery's ``duration.HumanDuration`` (kubectl's AGE): precise when short."""
     s = int(seconds)
     if s < -1:
         return "<invalid>"

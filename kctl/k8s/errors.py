@@ -108,7 +108,7 @@ def _message(err, op: Op, cluster) -> str:
 
 
 def object_missing(err) -> bool:
-    """Whether an ``ApiException`` says a named object does not exist (not its type or namespace)."""
+    """Whether an ``ApiException`` says a named object is missing (not its type or namespace)."""
     details = _status(err.body).get("details") or {}
     return err.status == 404 and bool(details.get("name")) and details.get("kind") != "namespaces"
 

@@ -14,8 +14,7 @@ import threading
 import time
 
 from kctl.errors import UsageError
-from kctl.k8s import POD_LOGS
-from kctl.k8s import jobs
+from kctl.k8s import POD_LOGS, jobs
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.errors import ApiError, Op
 
@@ -172,10 +171,11 @@ class _Replica:
         """Print one container's log; with ``follow``, until that container ends."""
         if container_id:
             self.printed.add(container_id)
+        since = None
         if resume:
             since = int(time.time() - self.last_line_at) + RESUME_MARGIN_SECONDS
-        else:
-            since, self.last_stamp = None, ""
+        elif not previous:
+            self.last_stamp = ""  # a new container: every line is new
         name = pod["metadata"]["name"]
         container = (jobs.main_container(pod.get("spec") or {}) or {}).get("name")
         kwargs = {"previous": True} if previous else {}

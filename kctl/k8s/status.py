@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kctl.k8s import KIND
+from kctl.k8s import KIND, jobs
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.display import age, table
 from kctl.k8s.errors import one_line
-from kctl.k8s import jobs
 
 
 def describe(cluster: Cluster, name: str, namespace: str, now: datetime | None = None) -> str:
@@ -34,9 +33,10 @@ def _summary(job: dict, now: datetime) -> str:
     meta = job["metadata"]
     created = meta.get("creationTimestamp")
     gpus = jobs.gpus_per_node(job)
-    size = f"{jobs.nodes(job)} node(s) x {gpus} GPU(s)" if gpus else f"{jobs.nodes(job)} node(s), CPU"
-    state = jobs.state(job) or "<none> (no conditions yet: the training-operator has not seen " \
-                                "this job; is it running?)"
+    nodes = jobs.nodes(job)
+    size = f"{nodes} node(s) x {gpus} GPU(s)" if gpus else f"{nodes} node(s), CPU"
+    state = jobs.state(job) or ("<none> (no conditions yet: the training-operator has not seen "
+                                "this job; is it running?)")
     rows = [("Name:", meta["name"]), ("Namespace:", meta.get("namespace", "")),
             ("State:", state), ("Created:", f"{created} ({age(created, now)} ago)"),
             ("Size:", size)]
@@ -102,8 +102,9 @@ def _terminations(pods: list[dict], now: datetime) -> str:
         if jobs.restarts(pod) and last:
             finished = last.get("finishedAt")
             when = f", {age(finished, now)} ago" if finished else ""
+            reason = last.get("reason") or "Error"
             lines.append(f"  {jobs.replica_of(pod)}: restarted {jobs.restarts(pod)} time(s); last "
-                         f"exit code {last.get('exitCode')} ({last.get('reason') or 'Error'}{when})")
+                         f"exit code {last.get('exitCode')} ({reason}{when})")
     return "Restarts:\n" + "\n".join(lines) if lines else ""
 
 

@@ -13,7 +13,8 @@ the subset of the Kubernetes REST API that kctl's cluster commands use, so that 
   ``fieldSelector`` (equality terms only);
 - pod logs (``/api/v1/namespaces/{ns}/pods/{name}/log``) with ``container``, ``follow``,
   ``previous``, ``timestamps`` and ``sinceSeconds``; a followed log is a chunked stream that ends
-  when the container ends (:meth:`end_log`, :meth:`replace_pod`, ...);
+  when the container ends (:meth:`finish_pod`, :meth:`restart_container`, :meth:`replace_pod`)
+  or the connection drops (:meth:`drop_log_streams`);
 - delete with ``propagationPolicy`` and ``preconditions.uid``; dependents (objects whose
   ``ownerReferences`` name the deleted uid) are garbage-collected at once, where the real
   collector does it shortly after;
@@ -25,13 +26,14 @@ operator's webhook rules, kctl's core schemas) and refused with 422 as the API s
 webhook would. One difference: unknown fields are refused, where a real server prunes them.
 
 Nothing runs the objects: tests play the operator and the kubelet with :meth:`add_job`,
-:meth:`add_pod`, :meth:`add_event`, :meth:`set_conditions`, :meth:`append_log`, :meth:`end_log`,
-:meth:`restart_container`, :meth:`replace_pod` and :meth:`finish_pod`. :meth:`forbid` makes RBAC
-refuse a verb on a resource; :attr:`requests` records what was asked.
+:meth:`add_pod`, :meth:`add_event`, :meth:`set_conditions`, :meth:`append_log`,
+:meth:`drop_log_streams`, :meth:`restart_container`, :meth:`replace_pod` and
+:meth:`finish_pod`. :meth:`forbid` makes RBAC refuse a verb on a resource; :attr:`requests`
+records what was asked.
 
 The pytest fixture :func:`fake_kube` starts one server per test and points ``KUBECONFIG`` at a
-kubeconfig for it; :func:`run_kctl` runs ``kctl`` in this process and :func:`kctl_subprocess` in a new
-one.
+kubeconfig for it. The fixture :func:`run_kctl` runs ``kctl`` in this process;
+:func:`kctl_subprocess` and :class:`KctlProcess` run it in a new one.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class _Log:
     def __init__(self, text: str = "", closed: bool = False):
         self.lines: list[tuple[float, str, str]] = []  # (unix time, RFC 3339 nano stamp, text)
         self.closed = closed
+        self.drops = 0  # how often the streams open on this log were cut (see drop())
         self.cond = threading.Condition()
         self.append(text)
 
@@ -133,8 +136,15 @@ class _Log:
             self.cond.notify_all()
 
     def close(self) -> None:
+        """The container ended: streams end once they have sent every line."""
         with self.cond:
             self.closed = True
+            self.cond.notify_all()
+
+    def drop(self) -> None:
+        """The streams open now end, as if their connections dropped; the container runs on."""
+        with self.cond:
+            self.drops += 1
             self.cond.notify_all()
 
 
@@ -252,7 +262,8 @@ class FakeKubeAPIServer:
     def set_conditions(self, job: str, conditions, namespace: str = "default") -> None:
         """Set a job's ``status.conditions``: ``(type, status[, reason[, message]])`` each."""
         now = rfc3339()
-        status = [{"type": c[0], "status": c[1], "reason": c[2] if len(c) > 2 else f"PyTorchJob{c[0]}",
+        status = [{"type": c[0], "status": c[1],
+                   "reason": c[2] if len(c) > 2 else f"PyTorchJob{c[0]}",
                    "message": c[3] if len(c) > 3 else f"PyTorchJob {job} is {c[0].lower()}.",
                    "lastTransitionTime": now, "lastUpdateTime": now} for c in conditions]
         with self._lock:
@@ -352,9 +363,9 @@ class FakeKubeAPIServer:
         """The pod's running container writes ``text``."""
         self._logs[self._current_id(pod, namespace)].append(text)
 
-    def end_log(self, pod: str, namespace: str = "default") -> None:
-        """The pod's current log stream ends (as when the connection drops)."""
-        self._logs[self._current_id(pod, namespace)].close()
+    def drop_log_streams(self, pod: str, namespace: str = "default") -> None:
+        """Followed logs of the pod's container end, as when a connection drops."""
+        self._logs[self._current_id(pod, namespace)].drop()
 
     def restart_container(self, pod: str, logs: str = "", namespace: str = "default",
                           last_exit: tuple[int, str] = (1, "Error")) -> None:
@@ -660,14 +671,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        sent = 0
+        sent, drops = 0, log.drops
         try:
             while True:
                 with log.cond:
-                    while sent == len(log.lines) and not log.closed and not stopping():
+                    while (sent == len(log.lines) and not log.closed and log.drops == drops
+                           and not stopping()):
                         log.cond.wait(0.2)
                     new, sent = log.lines[sent:], len(log.lines)
-                    done = log.closed or stopping()
+                    done = log.closed or log.drops != drops or stopping()
                 data = render(new).encode()
                 if data:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -746,14 +758,67 @@ def run_kctl(capsys):
     return run
 
 
-def kctl_subprocess(*args: str, env: dict | None = None, timeout: float = 60) -> Result:
-    """Run ``python -m kctl ARGS...`` in a new process from the repository root."""
+def _environ(env: dict | None) -> dict:
     environ = dict(os.environ if env is None else env)
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                           environ.get("PYTHONPATH")]))
+    return environ
+
+
+def kctl_subprocess(*args: str, env: dict | None = None, timeout: float = 60) -> Result:
+    """Run ``python -m kctl ARGS...`` in a new process from the repository root."""
     done = subprocess.run([sys.executable, "-m", "kctl", *map(str, args)], cwd=REPO_ROOT,
-                          env=environ, capture_output=True, text=True, timeout=timeout)
+                          env=_environ(env), capture_output=True, text=True, timeout=timeout)
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+class KctlProcess:
+    """``python -m kctl ARGS...`` running in the background (``kctl logs -f``), its output
+    collected line by line as it comes."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "kctl", *map(str, args)],
+                                     cwd=REPO_ROOT, env=_environ(env), text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.proc.stdout, self.out),
+                                               (self.proc.stderr, self.err))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, line: str, timeout: float = 30) -> None:
+        """Wait until stdout has printed ``line``; fail the test after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while line not in self.out:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                time.sleep(0.2)  # let the readers catch up before reporting
+                self.proc.kill()
+                pytest.fail(f"kctl never printed {line!r}; stdout={self.out} stderr={self.err}")
+            time.sleep(0.05)
+
+    def wait(self, timeout: float = 30) -> Result:
+        """Wait for the process to end and return what it printed."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"kctl did not end; stdout={self.out} stderr={self.err}")
+        for reader in self._readers:
+            reader.join(5)
+        return Result(code, "".join(f"{line}\n" for line in self.out),
+                      "".join(f"{line}\n" for line in self.err))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def ago(**delta) -> datetime:

@@ -13,7 +13,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_no_kubeconfig_is_one_line_usage_error(tmp_path, monkeypatch):
+def test_no_kubeconfig_is_one_line_usage_error(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": "/nonexistent"}
     result = kctl_subprocess("list", env=env)
     assert result.code == 2
