@@ -79,7 +79,7 @@ def add_arguments(parser) -> None:
     topo.add_argument("--dependency", metavar="DEP", help="e.g. afterok:1234")
     launch = parser.add_argument_group("launch")
     launch.add_argument("--srun-args", metavar="ARGS",
-                        help="extra srun arguments, one string (env SRUN_ARGS)")
+                        help="extra srun arguments: --srun-args='--mpi=pmix ...' (env SRUN_ARGS)")
     launch.add_argument("--port", metavar="PORT",
                         help="MASTER_PORT (env PORT; default 20000 + SLURM_JOB_ID %% 10000)")
     launch.add_argument("--python", metavar="PATH", default="python",
@@ -142,9 +142,9 @@ def build(args):
     gpus = _number(args.gpus, "--gpus", "GPUS")
     gpus_per_node = _number(args.gpus_per_node, "--gpus-per-node", "GPUS_PER_NODE")
     cpus_per_task = _number(args.cpus_per_task, "--cpus-per-task", "CPUS_PER_TASK")
-    ntasks = _number(args.ntasks, "--ntasks", "NTASKS")
     if args.ntasks is not None and gpus > 0:
         raise UsageError("--ntasks is for CPU jobs (--gpus 0); with GPUs there is one task per GPU")
+    ntasks = _number(args.ntasks, "--ntasks", "NTASKS") if gpus == 0 else 0
     topology = topology_from(gpus, gpus_per_node, ntasks,
                              ("--gpus" if args.gpus is not None else "GPUS",
                               "--ntasks" if args.ntasks is not None else "NTASKS"))
