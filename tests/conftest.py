@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.support.fake_apiserver",
     "tests.support.helm",
+    "tests.support.slurm",
     "tests.support.trainer_runtime",
 ]
