@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
 from kctl import __version__, commands
@@ -54,18 +53,47 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text.splitlines()
 
 
-def _command_modules():
+def _command_module(command: str):
+    """The module of ``command`` if it follows the naming rule (``slurm-script`` lives in
+    ``kctl/commands/slurm_script.py``), else ``None``."""
+    name = command.replace("-", "_")
+    if not name.isidentifier():
+        return None
+    try:
+        mod = importlib.import_module(f"kctl.commands.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"kctl.commands.{name}":
+            return None
+        raise
+    return mod if getattr(mod, "NAME", None) == command else None
+
+
+def _command_modules(command: str | None = None):
+    """The command modules to build the parser from: only ``command``'s where it can be found by
+    name (so ``kctl run`` never imports what ``kctl train`` needs), else all of them."""
+    mod = _command_module(command) if command else None
+    if mod is not None:
+        return [mod]
+    import pkgutil
+
     mods = [importlib.import_module(f"kctl.commands.{m.name}")
             for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
     return sorted(mods, key=lambda m: m.ORDER)
 
 
-def build_parser() -> ArgumentParser:
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``: the first word that is not an option (kctl's own options take
+    no values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> ArgumentParser:
+    """The ``kctl`` parser. With ``command``, it may hold that subcommand only (faster)."""
     parser = ArgumentParser(prog="kctl", description=DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"kctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     parser.commands = sub.choices
-    for mod in _command_modules():
+    for mod in _command_modules(command):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP,
                            epilog=getattr(mod, "EXAMPLES", None), formatter_class=HelpFormatter)
         mod.add_arguments(p)
@@ -75,8 +103,7 @@ def build_parser() -> ArgumentParser:
 
 def _parse(parser: ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """``parser.parse_args``, with the words after ``--`` set aside for commands that take them."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    command = parser.commands.get(word)
+    command = parser.commands.get(_command_word(argv))
     if command is None or command.passthrough is None:
         return parser.parse_args(argv)
     tail: list[str] = []
@@ -93,9 +120,10 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_word(argv))
     try:
-        args = _parse(parser, list(sys.argv[1:] if argv is None else argv))
+        args = _parse(parser, argv)
         if not getattr(args, "_run", None):
             parser.print_help(sys.stderr)
             return 2

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 from typing import Any
 
@@ -62,6 +60,9 @@ def visible_gpus(environ=os.environ, proc_gpus: str = "/proc/driver/nvidia/gpus"
 
 
 def _nvidia_smi_gpus() -> int:
+    import shutil
+    import subprocess
+
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return 0
@@ -114,6 +115,8 @@ class LocalBackend(Backend):
         a terminal reaches kctl only) are passed on to it; torchrun then stops every rank and exits
         128+N. Should kctl itself be killed, Linux sends torchrun SIGTERM (``PR_SET_PDEATHSIG``).
         """
+        import subprocess  # here, not at the top: --dry-run must stay fast
+
         proc: subprocess.Popen | None = None
         pending: list[int] = []
 

@@ -129,10 +129,8 @@ def build_job(args, environ=os.environ) -> Job:
         raise UsageError(f"MASTER_ADDR is not set: node rank {node_rank} of {nnodes} must be told "
                          "the address of node rank 0 (set MASTER_ADDR or --master-addr)")
 
-    gpus = visible_gpus(environ)
-    if gpus and args.gpus > gpus:
-        raise UsageError(f"--gpus {args.gpus}: only {gpus} GPU(s) visible on this machine")
-    topology = Topology.per_node(args.gpus if gpus else 0, nodes=nnodes, cpu_procs=args.gpus)
+    gpus = args.gpus if visible_gpus(environ) else 0
+    topology = Topology.per_node(gpus, nodes=nnodes, cpu_procs=args.gpus)
 
     rendezvous = None
     if nnodes > 1 or port is not None:
