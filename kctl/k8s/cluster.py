@@ -58,7 +58,10 @@ class Cluster:
         """
         with api_errors(op, self, missing_ok=missing_ok):
             reply = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-            return json.loads(reply.data)
+            try:
+                return json.loads(reply.data)
+            finally:
+                reply.release_conn()
         return None  # api_errors swallowed a "not found" (missing_ok)
 
     def open_stream(self, method, *args: Any, op: Op, follow: bool = False, **kwargs: Any):

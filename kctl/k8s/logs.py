@@ -118,6 +118,7 @@ class _Replica:
     def follow(self, job: dict, stop: threading.Event) -> None:
         name = jobs.pod_name(job["metadata"]["name"], self.replica)
         last = None  # (pod uid, container ID) of the last container streamed
+        waiting = None  # the last note about waiting for a container, not to repeat it
         while not stop.is_set():
             pod = jobs.get_pod(self.cluster, name, self.namespace)
             previous, current = _containers(pod) if pod else (None, None)
@@ -136,6 +137,10 @@ class _Replica:
                 return
             if self._job_over(job):
                 return
+            note = None if current else _waiting_note(pod, name)
+            if note and note != waiting:
+                self.printer.note(self.replica, note)
+            waiting = note
             stop.wait(POLL_SECONDS)
 
     def _announce(self, pod: dict, last: tuple[str, str] | None) -> None:
@@ -212,6 +217,13 @@ def _containers(pod: dict) -> tuple[str | None, str | None]:
 
 def _running(pod: dict) -> bool:
     return "running" in ((jobs.container_status(pod) or {}).get("state") or {})
+
+
+def _waiting_note(pod: dict | None, name: str) -> str:
+    if pod is None:
+        return f"waiting for pod {name} to be created"
+    phase = pod.get("status", {}).get("phase", "Pending")
+    return f"waiting: pod {name} is {phase}{_waiting_reason(pod)}"
 
 
 def _waiting_reason(pod: dict) -> str:

@@ -200,8 +200,8 @@ class FakeKubeAPIServer:
     def start(self) -> "FakeKubeAPIServer":
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-apiserver",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name="fake-apiserver", daemon=True)
         self._thread.start()
         return self
 

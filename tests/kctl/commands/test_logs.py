@@ -106,6 +106,7 @@ def test_follow_streams_restarts_and_recreated_pods_until_the_job_ends(fake_kube
                       "[master-0] done"]
     assert [line for line in result.out.splitlines() if line.startswith("[worker-1")] == [
         "[worker-1] worker-1 scheduled at last", "[worker-1] after the reconnect"]
+    assert "kctl: [worker-1] waiting: pod llm-worker-1 is Pending (Unschedulable)" in result.err
     assert "kctl: [master-0] container restarted (restart 3); following the new one" in result.err
     assert "kctl: [worker-0] pod llm-worker-0 was re-created; following the new pod" in result.err
 
