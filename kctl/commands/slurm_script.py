@@ -113,15 +113,25 @@ def _number(flag_value: str | None, flag: str, env: str) -> int:
     return parse_int(value, env)
 
 
-def topology_from(gpus: int, gpus_per_node: int, ntasks: int, names=("GPUS", "NTASKS")) -> Topology:
-    """Slurm's GPUS/GPUS_PER_NODE layout, or ``ntasks`` CPU tasks on one node when GPUS is 0."""
+def _source(flag_value: str | None, flag: str, env: str) -> str:
+    """Which of the two a setting was read from, for error messages."""
+    return flag if flag_value is not None else env
+
+
+def topology_from(gpus: int, gpus_per_node: int, ntasks: int,
+                  names: tuple[str, str, str] = ("GPUS", "GPUS_PER_NODE", "NTASKS")) -> Topology:
+    """Slurm's GPUS/GPUS_PER_NODE layout, or ``ntasks`` CPU tasks on one node when GPUS is 0.
+
+    ``names`` say where the three values came from (flags or variables), for error messages.
+    """
+    gpus_name, per_node_name, ntasks_name = names
     if gpus < 0:
-        raise UsageError(f"{names[0]} must not be negative, got {gpus}")
+        raise UsageError(f"{gpus_name} must not be negative, got {gpus}")
     if gpus_per_node < 1:
-        raise UsageError(f"GPUS_PER_NODE must be at least 1, got {gpus_per_node}")
+        raise UsageError(f"{per_node_name} must be at least 1, got {gpus_per_node}")
     if gpus == 0:
         if ntasks < 1:
-            raise UsageError(f"{names[1]} must be at least 1, got {ntasks}")
+            raise UsageError(f"{ntasks_name} must be at least 1, got {ntasks}")
         return Topology.per_node(0, nodes=1, cpu_procs=ntasks)
     return Topology.from_total(gpus, gpus_per_node)
 
@@ -145,16 +155,18 @@ def build(args):
     if args.ntasks is not None and gpus > 0:
         raise UsageError("--ntasks is for CPU jobs (--gpus 0); with GPUs there is one task per GPU")
     ntasks = _number(args.ntasks, "--ntasks", "NTASKS") if gpus == 0 else 0
-    topology = topology_from(gpus, gpus_per_node, ntasks,
-                             ("--gpus" if args.gpus is not None else "GPUS",
-                              "--ntasks" if args.ntasks is not None else "NTASKS"))
+    topology = topology_from(gpus, gpus_per_node, ntasks, (
+        _source(args.gpus, "--gpus", "GPUS"),
+        _source(args.gpus_per_node, "--gpus-per-node", "GPUS_PER_NODE"),
+        _source(args.ntasks, "--ntasks", "NTASKS")))
     if cpus_per_task < 1:
-        name = "--cpus-per-task" if args.cpus_per_task is not None else "CPUS_PER_TASK"
-        raise UsageError(f"{name} must be at least 1, got {cpus_per_task}")
-    port_value = args.port if args.port is not None else os.environ.get("PORT") or None
+        raise UsageError(f"{_source(args.cpus_per_task, '--cpus-per-task', 'CPUS_PER_TASK')} "
+                         f"must be at least 1, got {cpus_per_task}")
     port = None
+    port_value = args.port if args.port is not None else os.environ.get("PORT") or None
     if port_value is not None:
-        port = check_port(parse_int(port_value, "--port" if args.port is not None else "PORT"))
+        name = _source(args.port, "--port", "PORT")
+        port = check_port(parse_int(port_value, name), name)
     if args.srun_args is not None:
         srun_args = split_srun_args(args.srun_args, "--srun-args")
     else:
