@@ -25,8 +25,7 @@ Examples:
 def add_arguments(parser):
     parser.add_argument("name", metavar="NAME", help="the PyTorchJob's name (see: kctl list)")
     parser.add_argument("-f", "--follow", action="store_true",
-                        help="stream new lines; follow restarted containers and re-created pods "
-                             "until the job finishes")
+                        help="keep streaming, through restarts, until the job ends")
     parser.add_argument("--replica", default="all", type=_replica,
                         help="master-0, worker-N or all (default: all)")
     add_cluster_arguments(parser)
