@@ -19,6 +19,10 @@ from kctl.k8s.errors import Op, api_errors
 #: Seconds to wait for a TCP connection; a request's whole timeout may be shorter.
 CONNECT_TIMEOUT = 10.0
 
+#: Seconds a followed log stream may stay silent before it is read again from a new request;
+#: that also notices connections that died without closing.
+FOLLOW_READ_TIMEOUT = 600.0
+
 #: Connections kept open to the API server at most (see :func:`connect`).
 MAX_CONNECTIONS = 256
 
@@ -67,10 +71,10 @@ class Cluster:
     def open_stream(self, method, *args: Any, op: Op, follow: bool = False, **kwargs: Any):
         """Call a client method that streams (pod logs) and return the open urllib3 response.
 
-        A followed stream may stay silent for hours while a job computes, so it has no read
-        timeout; the connection itself still must open within the connect timeout.
+        A followed stream may rightly stay silent for long while a job computes, so it waits up
+        to :data:`FOLLOW_READ_TIMEOUT` for the next bytes (a caller resumes after that).
         """
-        timeout = None if follow else self.timeout
+        timeout = (self.timeout[0], FOLLOW_READ_TIMEOUT) if follow else self.timeout
         with api_errors(op, self):
             return method(*args, follow=follow, _preload_content=False, _request_timeout=timeout,
                           **kwargs)

@@ -176,6 +176,29 @@ def container_status(pod: dict) -> dict | None:
     return (named or statuses or [None])[0]
 
 
+def pod_status(pod: dict) -> str:
+    """kubectl's STATUS column: the most telling reason (CrashLoopBackOff, OOMKilled, ...)."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for init in status.get("initContainerStatuses") or []:
+        state = init.get("state") or {}
+        if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
+            return f"Init:{state['waiting']['reason']}"
+        if "running" in state:
+            return "Init:Running"
+    main = container_status(pod) or {}
+    state = main.get("state") or {}
+    for key in ("waiting", "terminated"):
+        if state.get(key, {}).get("reason"):
+            return state[key]["reason"]
+    if status.get("phase", "Pending") == "Pending":
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return cond.get("reason") or "Unschedulable"
+    return status.get("reason") or status.get("phase", "Pending")
+
+
 def restarts(pod: dict) -> int:
     """How often the ``pytorch`` container restarted in this pod."""
     return int((container_status(pod) or {}).get("restartCount") or 0)

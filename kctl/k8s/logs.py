@@ -16,7 +16,7 @@ import time
 from kctl.errors import UsageError
 from kctl.k8s import POD_LOGS, jobs
 from kctl.k8s.cluster import Cluster
-from kctl.k8s.errors import ApiError, Op
+from kctl.k8s.errors import ApiError, Op, unreachable
 
 #: Seconds between looks at a pod that has no new container to follow yet.
 POLL_SECONDS = 1.0
@@ -174,13 +174,15 @@ class _Replica:
     def _stream(self, pod: dict, follow: bool, previous: bool = False,
                 container_id: str | None = None, resume: bool = False) -> None:
         """Print one container's log; with ``follow``, until that container ends."""
+        import urllib3
+
         if container_id:
             self.printed.add(container_id)
         since = None
         if resume:
             since = int(time.time() - self.last_line_at) + RESUME_MARGIN_SECONDS
-        elif not previous:
-            self.last_stamp = ""  # a new container: every line is new
+        elif not previous:  # a new container: every line is new
+            self.last_stamp, self.last_line_at = "", time.time()
         name = pod["metadata"]["name"]
         container = (jobs.main_container(pod.get("spec") or {}) or {}).get("name")
         kwargs = {"previous": True} if previous else {}
@@ -195,12 +197,17 @@ class _Replica:
             if err.status in (400, 404) and follow:
                 return  # the container or pod went away meanwhile: look again
             raise
-        for stamp, text in _lines(reply):
-            if not previous and stamp and stamp <= self.last_stamp:
-                continue  # already printed before the stream dropped
-            if not previous:
-                self.last_stamp, self.last_line_at = stamp, time.time()
-            self.printer.line(self.replica, text, previous=previous)
+        try:
+            for stamp, text in _lines(reply):
+                if not previous and stamp and stamp <= self.last_stamp:
+                    continue  # already printed before the stream dropped
+                if not previous:
+                    self.last_stamp, self.last_line_at = stamp, time.time()
+                self.printer.line(self.replica, text, previous=previous)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            if not follow:  # a log printed only in part must not pass for the whole log
+                raise unreachable(err, self.cluster) from None
+            # A followed stream that broke off is resumed by follow().
 
 
 def _containers(pod: dict) -> tuple[str | None, str | None]:
@@ -227,9 +234,7 @@ def _waiting_note(pod: dict | None, name: str) -> str:
 
 
 def _waiting_reason(pod: dict) -> str:
-    from kctl.k8s.status import pod_status
-
-    reason = pod_status(pod)
+    reason = jobs.pod_status(pod)
     return "" if reason == pod.get("status", {}).get("phase", "Pending") else f" ({reason})"
 
 
@@ -237,10 +242,8 @@ def _lines(reply):
     """``(timestamp, text)`` for each line of a streamed log reply, as the lines arrive.
 
     The kubelet writes timestamps as ``2024-05-01T12:00:00.123456789Z`` (fixed width), so they
-    compare as strings. A broken connection ends the stream like its normal end does.
+    compare as strings. A connection that breaks raises urllib3's (or the socket's) error.
     """
-    import urllib3
-
     buffer = b""
     try:
         for chunk in reply.stream(64 * 1024):
@@ -250,8 +253,6 @@ def _lines(reply):
                 yield _split_stamp(raw)
         if buffer:
             yield _split_stamp(buffer)
-    except (urllib3.exceptions.HTTPError, OSError):
-        return
     finally:
         reply.release_conn()
 

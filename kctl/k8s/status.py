@@ -59,7 +59,7 @@ def _replicas(job: dict, pods: list[dict], now: datetime) -> str:
     for pod in pods:
         meta, status = pod["metadata"], pod.get("status") or {}
         rows.append([jobs.replica_of(pod), meta["name"], status.get("phase", "Pending"),
-                     pod_status(pod), str(jobs.restarts(pod)),
+                     jobs.pod_status(pod), str(jobs.restarts(pod)),
                      (pod.get("spec") or {}).get("nodeName") or "<none>",
                      age(meta.get("creationTimestamp"), now)])
     for replica in jobs.replicas(job):
@@ -69,29 +69,6 @@ def _replicas(job: dict, pods: list[dict], now: datetime) -> str:
     rows.sort(key=lambda row: jobs.replica_sort_key(row[0]))
     return "Replicas:\n" + table(["REPLICA", "POD", "PHASE", "STATUS", "RESTARTS", "NODE", "AGE"],
                                  rows, "  ")
-
-
-def pod_status(pod: dict) -> str:
-    """kubectl's STATUS column: the most telling reason (CrashLoopBackOff, OOMKilled, ...)."""
-    status = pod.get("status") or {}
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    for init in status.get("initContainerStatuses") or []:
-        state = init.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
-            return f"Init:{state['waiting']['reason']}"
-        if "running" in state:
-            return "Init:Running"
-    main = jobs.container_status(pod) or {}
-    state = main.get("state") or {}
-    for key in ("waiting", "terminated"):
-        if state.get(key, {}).get("reason"):
-            return state[key]["reason"]
-    if status.get("phase", "Pending") == "Pending":
-        for cond in status.get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-                return cond.get("reason") or "Unschedulable"
-    return status.get("reason") or status.get("phase", "Pending")
 
 
 def _terminations(pods: list[dict], now: datetime) -> str:
