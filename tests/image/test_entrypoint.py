@@ -159,3 +159,22 @@ def test_deciding_never_imports_torch():
              "print('torch' in sys.modules, 'trainer' in sys.modules)\n")
     proc = subprocess.run([PY, "-c", probe], capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines()[-1] == "False False"
+
+
+def test_real_cpu_training_through_the_entrypoint(tmp_path):
+    """No launcher in the environment: one process trains one tiny epoch with --resume."""
+    config = ROOT / "configs" / "resnet" / "resnet18_1xb64_digits.py"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [PY, str(SCRIPT), str(config), "--work-dir", "wd", "--cfg-options",
+         "train_cfg.max_epochs=1", "train_dataloader.dataset.indices=128",
+         "val_dataloader.dataset.indices=64"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=480)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "kctl-entrypoint: launcher=none nodes=1 procs_per_node=1 rank=0"
+    assert ("trainer: launcher=none rank=0 local_rank=0 world_size=1 backend=none device=cpu"
+            in lines)
+    assert any(line.startswith("trainer: rank=0 final_weights_sha256=") for line in lines)
+    assert (tmp_path / "wd" / "epoch_1.pth").is_file()
+    assert (tmp_path / "wd" / "last_checkpoint").is_file()
