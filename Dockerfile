@@ -44,8 +44,11 @@ RUN pip install --no-cache-dir -c constraints.txt -c /tmp/torch-constraint.txt '
 
 COPY --chmod=0755 image/entrypoint.py /usr/local/bin/kctl-entrypoint
 
-# A numeric non-root user, so that Kubernetes' runAsNonRoot can verify it.
-RUN useradd --create-home --uid "${UID}" --user-group --shell /bin/bash trainer \
+# A numeric non-root user, so that Kubernetes' runAsNonRoot can verify it (a base image that
+# already has that UID, e.g. ubuntu's 1000, keeps its user).
+RUN if ! getent passwd "${UID}" >/dev/null; then \
+        useradd --create-home --uid "${UID}" --user-group --shell /bin/bash trainer; \
+    fi \
     && mkdir -p /workspace/work_dirs && chown -R "${UID}:${UID}" /workspace
 WORKDIR /workspace
 COPY --chown=${UID}:${UID} configs/ configs/
