@@ -190,7 +190,9 @@ def test_notes_tell_how_to_watch_the_job(helm, tmp_path):
                  "  kubectl get pytorchjob digits -n vision -w",
                  "  kubectl get pods -n vision -l training.kubeflow.org/job-name=digits",
                  "  kubectl logs -n vision -f digits-master-0",
-                 "  kubectl delete pvc digits-work-dir -n vision"):
+                 "  kubectl delete pvc digits-work-dir -n vision",
+                 "To change the job, `helm uninstall digits` and install it again with the same "
+                 "name"):
         assert line in text.splitlines()
 
 
@@ -198,7 +200,7 @@ def test_notes_for_cpu_training_on_an_emptydir(helm, tmp_path):
     text = _notes(helm, tmp_path, *CONFIG)
     assert "PyTorchJob vision/digits: 1 node(s) x 1 process(es) on CPUs (gloo)." in text
     assert "/work_dirs/digits on an emptyDir (lost with the pod)" in text
-    assert "Kueue" not in text and "kubectl delete pvc" not in text
+    assert "Kueue" not in text and "kubectl delete pvc" not in text and "resumes" not in text
 
 
 def test_chart_metadata_follows_kctl():
