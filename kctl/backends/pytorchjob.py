@@ -290,7 +290,7 @@ class PyTorchJobBackend(Backend):
             config_path, config_files = _config_files(job)
         labels = {LABEL_APP: APP, LABEL_INSTANCE: job.name, LABEL_MANAGED_BY: MANAGED_BY,
                   LABEL_CONFIG: config_label(job.config)}
-        job_labels = dict(labels, **({LABEL_QUEUE: opts.queue} if opts.queue else {}))
+        job_labels = {**labels, LABEL_QUEUE: opts.queue} if opts.queue else labels
         command = ["torchrun", "-m", TRAINER_MODULE,
                    *job.trainer_args_for(config_path, "pytorch", work_dir_for(job.name))]
         resources: dict[str, dict] = {}
@@ -326,6 +326,7 @@ class PyTorchJobBackend(Backend):
             container_name=CONTAINER_NAME,
             image=opts.image,
             command=command,
+            hide_gpus=not topology.uses_gpus,
             port_name=PORT_NAME,
             port=PORT,
             resources=resources,

@@ -64,7 +64,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data-pvc", metavar="CLAIM:MOUNT",
                         help="claim mounted read-only at MOUNT, e.g. imagenet:/data")
     parser.add_argument("--cpu", metavar="C", help="CPU request and limit per node, e.g. 8")
-    parser.add_argument("--memory", metavar="M", help="memory request and limit per node, e.g. 64Gi")
+    parser.add_argument("--memory", metavar="M",
+                        help="memory request and limit per node, e.g. 64Gi")
     parser.add_argument("--shm-size", default=DEFAULT_SHM_SIZE, metavar="SIZE",
                         help=f"size limit of /dev/shm (default: {DEFAULT_SHM_SIZE})")
     parser.add_argument("--queue", metavar="Q",

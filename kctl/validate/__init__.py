@@ -6,7 +6,8 @@ What a cluster with the Kubeflow training operator v1.9 would refuse, found offl
   fields (:mod:`kctl.validate.schema`), the operator's validating webhook rules
   (:mod:`kctl.validate.webhook`) and the ``x-kubernetes-list-type`` uniqueness the API server
   enforces (:mod:`kctl.validate.listmaps`);
-- ConfigMap and PersistentVolumeClaim (``v1``): small hand-written schemas (:mod:`kctl.validate.core`);
+- ConfigMap and PersistentVolumeClaim (``v1``): small hand-written schemas
+  (:mod:`kctl.validate.core`);
 - every kind's ``metadata``: field types, name and label syntax (:mod:`kctl.validate.metadata`);
 - pod rules the API server applies only when the pods are created (:mod:`kctl.validate.pods`).
 

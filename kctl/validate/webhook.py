@@ -25,7 +25,7 @@ NPROC_WORDS = ("auto", "cpu", "gpu")
 
 
 def pytorchjob_problems(job: dict) -> list[Problem]:
-    """The webhook's (and kctl's) findings for one PyTorchJob; wrong types are left to the schema."""
+    """The webhook's (and kctl's) findings for one PyTorchJob; wrong types are the schema's."""
     spec = job.get("spec")
     if not isinstance(spec, dict):
         return []

@@ -115,6 +115,11 @@ def test_gpu_limit_per_node_and_none_for_cpu_training():
     assert "resources" not in container(render(gpus=0))
 
 
+def test_cpu_training_hides_gpus_the_runtime_might_show():
+    assert container(render(gpus=0))["env"] == [{"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
+    assert "env" not in container(render(gpus=1))
+
+
 def test_cpu_and_memory_are_requests_and_limits_per_pod():
     resources = container(render(gpus=2, cpu="16", memory="64Gi"))["resources"]
     assert resources == {"limits": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": 2},
