@@ -27,6 +27,21 @@ START_LINE = re.compile(r"trainer: launcher=(\w+) rank=(\d+) local_rank=(\d+) wo
                         r"backend=(\w+) device=(cpu|cuda:\d+)")
 WEIGHTS_LINE = re.compile(r"trainer: rank=(\d+) final_weights_sha256=([0-9a-f]{64})")
 
+#: A stand-in for ``python -m trainer`` that starts in milliseconds: prints the start line and its
+#: arguments, sleeps STUB_SLEEP seconds, exits with STUB_EXIT_RANK_<rank> (default 0).
+STUB_TRAINER = r"""
+import json, os, sys, time
+rank = os.environ["RANK"]
+# one write per line: lines of the two ranks never mix
+sys.stdout.write(f"trainer: launcher=pytorch rank={rank} local_rank={os.environ['LOCAL_RANK']} "
+                 f"world_size={os.environ['WORLD_SIZE']} backend=gloo device=cpu\n"
+                 "stub: argv=" + json.dumps(sys.argv[1:]) + "\n")
+sys.stdout.flush()
+time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+sys.exit(int(os.environ.get("STUB_EXIT_RANK_" + rank, "0")))
+"""
+ARGV_LINE = re.compile(r"^stub: argv=(.*)$", re.MULTILINE)
+
 
 def launch_env(**extra: str) -> dict[str, str]:
     """The environment for a ``kctl run`` under test: none of the launch variables, CPU only
@@ -159,6 +174,17 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
+
+
+def write_stub_trainer(folder: Path) -> Path:
+    """Put the stub ``trainer`` package and a config ``cfg.py`` into ``folder``. Started with
+    ``folder`` as working folder, ``python -m trainer`` finds the stub: the working folder
+    comes first on ``sys.path``, before PYTHONPATH."""
+    (folder / "trainer").mkdir()
+    (folder / "trainer" / "__init__.py").write_text("")
+    (folder / "trainer" / "__main__.py").write_text(STUB_TRAINER)
+    (folder / "cfg.py").write_text("model = dict(type='Stub')\n")
+    return folder
 
 
 def free_port() -> int:

@@ -18,33 +18,14 @@ from kctl.backends import load_backend
 from kctl.backends.local import TORCHRUN, exit_status, visible_gpus
 from kctl.errors import UsageError
 from kctl.job import Job, Rendezvous, Topology
-from tests.support.local_launch import (START_LINE, Watched, children, launch_env, rank_pids,
-                                        wait_gone)
-
-STUB_TRAINER = r"""
-import json, os, sys, time
-rank = os.environ["RANK"]
-# one write per line: lines of the two ranks never mix
-sys.stdout.write(f"trainer: launcher=pytorch rank={rank} local_rank={os.environ['LOCAL_RANK']} "
-                 f"world_size={os.environ['WORLD_SIZE']} backend=gloo device=cpu\n"
-                 "stub: argv=" + json.dumps(sys.argv[1:]) + "\n")
-sys.stdout.flush()
-time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
-sys.exit(int(os.environ.get("STUB_EXIT_RANK_" + rank, "0")))
-"""
-
-ARGV_LINE = re.compile(r"^stub: argv=(.*)$", re.MULTILINE)
+from tests.support.local_launch import (ARGV_LINE, START_LINE, Watched, children, launch_env,
+                                        rank_pids, wait_gone, write_stub_trainer)
 
 
 @pytest.fixture
 def stub(tmp_path) -> Path:
-    """A folder with a stub ``trainer`` package and a config file; run kctl from there, so that
-    ``python -m trainer`` finds the stub (the working folder comes first on sys.path)."""
-    (tmp_path / "trainer").mkdir()
-    (tmp_path / "trainer" / "__init__.py").write_text("")
-    (tmp_path / "trainer" / "__main__.py").write_text(STUB_TRAINER)
-    (tmp_path / "cfg.py").write_text("model = dict(type='Stub')\n")
-    return tmp_path
+    """Run kctl from here: ``python -m trainer`` finds the stub trainer, and ``cfg.py`` exists."""
+    return write_stub_trainer(tmp_path)
 
 
 def _job(config: Path, gpus=2, nodes=1, rendezvous=None, **kw) -> Job:
