@@ -19,7 +19,7 @@ from kctl.job import Job, Topology, check_port, parse_int
 
 NAME = "slurm-script"
 HELP = "Write an sbatch script for a training job (MMPretrain's slurm_train.sh as a batch job)"
-ORDER = 30
+ORDER = 25
 EXAMPLES = """\
 environment variables (as in MMPretrain's tools/slurm_train.sh; the flags win):
   GPUS=8             total GPUs = tasks; 0 trains on CPUs (NTASKS tasks on one node, no --gres)
