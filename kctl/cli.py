@@ -11,7 +11,10 @@ from kctl.errors import KctlError
 
 DESCRIPTION = """\
 kctl runs one MMPretrain-style training job on this machine, several machines, Slurm or Kubernetes.
+Use "kctl COMMAND --help" for more about a command.
+"""
 
+EXAMPLES = """\
 Examples:
   # Train on 2 local GPUs (or 2 CPU processes where there is no GPU)
   kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2
@@ -52,6 +55,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _split_lines(self, text, width):
         return text.splitlines()
 
+    def add_argument(self, action):
+        super().add_argument(action)
+        # argparse measures subcommand names without their extra indent, so a long one
+        # ("slurm-script") would push its help onto a second line.
+        if action.help is not argparse.SUPPRESS and isinstance(action, argparse._SubParsersAction):
+            for choice in action._get_subactions():
+                width = (len(self._format_action_invocation(choice)) + self._current_indent
+                         + self._indent_increment)
+                self._action_max_length = max(self._action_max_length, width)
+
 
 def _command_module(command: str):
     """The module of ``command`` if it follows the naming rule (``slurm-script`` lives in
@@ -89,7 +102,8 @@ def _command_word(argv: list[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> ArgumentParser:
     """The ``kctl`` parser. With ``command``, it may hold that subcommand only (faster)."""
-    parser = ArgumentParser(prog="kctl", description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="kctl", description=DESCRIPTION, epilog=EXAMPLES,
+                            formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"kctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     parser.commands = sub.choices

@@ -18,6 +18,8 @@ NAME = "validate"
 HELP = "Check manifests (PyTorchJob, ConfigMap, PVC) as the cluster and training operator would"
 ORDER = 30
 EXAMPLES = """\
+Exit status: 0 when every object is valid, 1 when a problem was found, 2 on bad usage.
+
 Examples:
   # Check a manifest (multi-document YAML or JSON)
   kctl validate job.yaml
@@ -25,8 +27,6 @@ Examples:
   # Check what kctl train would create, or a Helm chart's output
   kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --dry-run | kctl validate -
   helm template digits charts/kctl | kctl validate -
-
-Exit status: 0 when every object is valid, 1 when a problem was found, 2 on bad usage.
 """
 
 STDIN = "-"
