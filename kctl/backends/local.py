@@ -61,11 +61,12 @@ def visible_gpus(environ=os.environ, proc_gpus: str = "/proc/driver/nvidia/gpus"
 
 def _nvidia_smi_gpus() -> int:
     import shutil
-    import subprocess
 
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return 0
+    import subprocess
+
     try:
         out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):

@@ -35,6 +35,9 @@ Environment (as in MMPretrain's tools/dist_train.sh; flags win):
   NNODES, NODE_RANK, PORT, MASTER_ADDR   same as --nnodes, --node-rank, --port, --master-addr
   CUDA_VISIBLE_DEVICES=-1                train with CPU processes (gloo) even where there are GPUs
 
+Exit status: 0 when every rank finished; else the first failing rank's (128+N if it was killed by
+signal N); 130 or 143 after Ctrl-C or SIGTERM (every rank is stopped); 2 on bad usage.
+
 Examples:
   # Train on 2 GPUs of this machine (2 CPU processes with gloo where there is no GPU)
   kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2
