@@ -15,7 +15,8 @@
 # Besides the seed's variables: PYTHON (default python) is the interpreter that runs kctl, torchrun
 # and the ranks; KCTL_DRY_RUN=1 prints the torchrun command instead of running it.
 if [ $# -lt 2 ]; then
-  echo "usage: [NNODES=1] [NODE_RANK=0] [PORT=29500] [MASTER_ADDR=127.0.0.1] $0 CONFIG GPU_NUM [PY_ARGS...]" >&2
+  echo "usage: [NNODES=1] [NODE_RANK=0] [PORT=29500] [MASTER_ADDR=127.0.0.1]" \
+    "$0 CONFIG GPU_NUM [PY_ARGS...]" >&2
   exit 2
 fi
 CONFIG=$1

@@ -5,9 +5,9 @@ The command is ``kctl/templates/torchrun.j2``, e.g.
 That text is what ``--dry-run`` prints, and it can be pasted into a shell as it is.
 
 To run it, kctl starts the same arguments as ``<kctl's python> -m kctl.backends.local ...``: this
-module's ``__main__``, which is torchrun (``torch.distributed.run.main``) in kctl's own interpreter,
-so the ranks get kctl's Python and packages whatever ``torchrun`` comes first on ``PATH``. It differs
-from plain torchrun in one way: where a rank fails, it prints torchrun's failure summary and exits
+module's ``__main__``, which is torchrun (``torch.distributed.run.main``) in kctl's own
+interpreter, so the ranks get kctl's Python and packages whatever ``torchrun`` comes first on
+``PATH``. It differs from plain torchrun in one way: where a rank fails, it prints torchrun's failure summary and exits
 with that rank's exit status (128+N for a rank killed by signal N), where torchrun exits 1 with a
 traceback. kctl itself never imports torch; only that child process does.
 

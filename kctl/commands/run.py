@@ -1,4 +1,4 @@
-"""``kctl run CONFIG --gpus N``: train on this machine with torchrun, like MMPretrain's dist_train.sh.
+"""``kctl run CONFIG --gpus N``: train here with torchrun, like MMPretrain's dist_train.sh.
 
 NNODES, NODE_RANK, PORT and MASTER_ADDR mean what they mean to dist_train.sh (an empty value counts
 as unset); flags win over them. Differences, both deliberate:
@@ -9,9 +9,9 @@ as unset); flags win over them. Differences, both deliberate:
 * MASTER_ADDR defaults to 127.0.0.1 on one node and on node rank 0 only; any other node must be told
   where node rank 0 is (dist_train.sh would silently wait for a rendezvous on itself).
 
-Where no GPU is visible (``CUDA_VISIBLE_DEVICES=-1`` or empty, or no NVIDIA GPU present), ``--gpus N``
-starts N CPU processes that train with gloo. ``--gpus 0`` is an error: use ``CUDA_VISIBLE_DEVICES=-1``
-to train on the CPU on a machine with GPUs.
+Where no GPU is visible (``CUDA_VISIBLE_DEVICES=-1`` or empty, or no NVIDIA GPU present),
+``--gpus N`` starts N CPU processes that train with gloo. ``--gpus 0`` is an error: use
+``CUDA_VISIBLE_DEVICES=-1`` to train on the CPU on a machine with GPUs.
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def test_collect_visits_a_shared_base_once(tmp_path):
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"top.py": "_base_ = './gone.py'\n"}, r"config file not found: .*gone\.py \(a _base_ of .*top\.py\)"),
+    ({"top.py": "_base_ = './gone.py'\n"},
+     r"config file not found: .*gone\.py \(a _base_ of .*top\.py\)"),
     ({"top.py": "_base_ = 'mmpretrain::resnet/r18.py'\n"}, "names a config inside a package"),
     ({"top.py": "_base_ = BASES\n"}, "line 1: _base_ must be a string or a list of strings"),
     ({"top.py": "model = dict(\n"}, "syntax error in config .*top.py, line 1"),

@@ -47,7 +47,8 @@ def launch_env(**extra: str) -> dict[str, str]:
     """The environment for a ``kctl run`` under test: none of the launch variables, CPU only
     (the same on a GPU machine), unbuffered output, the repository importable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
-    env.update(CUDA_VISIBLE_DEVICES="-1", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env.update(CUDA_VISIBLE_DEVICES="-1", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1")
     env.update(extra)
     return env
 
