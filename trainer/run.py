@@ -12,7 +12,8 @@ import warnings
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
-from trainer.setup_cfg import apply_args, check_data_paths, import_custom_modules, load_config
+from trainer.setup_cfg import (apply_args, check_data_paths, check_vis_backends, import_custom_modules,
+                               load_config)
 
 
 def train(args) -> None:
@@ -24,6 +25,7 @@ def train(args) -> None:
     cfg = load_config(args.config)
     apply_args(cfg, args)
     check_data_paths(cfg)
+    check_vis_backends(cfg)
     info = read_launch_env(args.launcher)
     requested_dtype()  # a bad TRAINER_AMP_DTYPE is reported before anything starts
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import importlib.util
 import os.path as osp
 
 from trainer.errors import TrainerError, UsageError
@@ -14,6 +15,10 @@ from trainer.errors import TrainerError, UsageError
 #: Dataloader settings every dataloader gets unless its config says otherwise (as MMPretrain).
 DATALOADER_DEFAULTS = dict(pin_memory=True, persistent_workers=True, collate_fn=dict(type="default_collate"))
 DATALOADER_FIELDS = ("train_dataloader", "val_dataloader", "test_dataloader")
+#: The package each of mmengine's optional visualization backends needs.
+VIS_BACKEND_PACKAGES = {"TensorboardVisBackend": "tensorboard", "WandbVisBackend": "wandb",
+                        "MLflowVisBackend": "mlflow", "ClearMLVisBackend": "clearml",
+                        "NeptuneVisBackend": "neptune", "DVCLiveVisBackend": "dvclive", "AimVisBackend": "aim"}
 
 
 def load_config(path: str):
@@ -206,3 +211,20 @@ def _dataset_paths(dataset: dict, where: str):
         if remote_root and not osp.isabs(value):  # lies under a remote data_root
             continue
         yield key, osp.join(root, value)
+
+
+def check_vis_backends(cfg) -> None:
+    """Fail early when ``visualizer.vis_backends`` names a backend whose package is not installed
+    (mmengine would fail only when it first logs, after creating ``work_dir``).
+
+    Raises:
+        TrainerError: Names the backend and the package to install.
+    """
+    visualizer = cfg.get("visualizer", None)
+    backends = (visualizer.get("vis_backends") or []) if isinstance(visualizer, dict) else []
+    for backend in backends:
+        name = str(backend.get("type", "")).rpartition(".")[2] if isinstance(backend, dict) else ""
+        package = VIS_BACKEND_PACKAGES.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            raise TrainerError(f"visualizer: {name} needs the {package} package: pip install {package} "
+                               "(or remove it from vis_backends)")

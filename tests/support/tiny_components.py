@@ -1,17 +1,21 @@
-"""A tiny model, dataset and metric for the runtime tests (trained in well under a second).
+"""A tiny model, dataset, metric and test hooks for the runtime tests (trained in well under a second).
 
 Registered in the trainer's registries; test configs load them with
 ``custom_imports = dict(imports=['tests.support.tiny_components'])``. Imports torch: only the trainer
 processes the tests start import it, never pytest itself.
 """
 
+import os
+import signal
+
 import torch
 from mmengine.evaluator import BaseMetric
-from mmengine.model import BaseModel
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel, is_model_wrapper
 from torch import nn
 from torch.utils.data import Dataset
 
-from trainer.registry import DATASETS, METRICS, MODELS
+from trainer.registry import DATASETS, HOOKS, METRICS, MODELS
 
 
 @DATASETS.register_module()
@@ -65,3 +69,45 @@ class TinyAccuracy(BaseMetric):
 
     def compute_metrics(self, results):
         return dict(top1=100.0 * sum(results) / len(results))
+
+
+@HOOKS.register_module()
+class ProbeHook(Hook):
+    """Print what the run really uses, for tests to grep::
+
+        probe: train_dataloader pin_memory=True persistent_workers=False
+        probe: forward dtype=torch.bfloat16
+
+    (the DataLoader objects' settings, and the dtype of the classifier head's output in the first
+    training iteration).
+    """
+
+    def before_train(self, runner):
+        for name, loop in (("train_dataloader", runner.train_loop), ("val_dataloader", runner.val_loop)):
+            if loop is not None:
+                print(f"probe: {name} pin_memory={loop.dataloader.pin_memory} "
+                      f"persistent_workers={loop.dataloader.persistent_workers}", flush=True)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        self._handle = model.head.register_forward_hook(self._report)
+
+    def _report(self, module, inputs, output):
+        print(f"probe: forward dtype={output.dtype}", flush=True)
+        self._handle.remove()
+
+
+@HOOKS.register_module()
+class KillAfterEpochHook(Hook):
+    """SIGKILL this process (like a preempted node) right after epoch ``epoch`` was checkpointed.
+
+    Args:
+        epoch (int): The 1-based epoch after which to die.
+    """
+
+    priority = "LOWEST"  # after CheckpointHook (VERY_LOW) has saved the epoch
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def after_train_epoch(self, runner):
+        if runner.epoch + 1 == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
