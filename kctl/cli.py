@@ -124,10 +124,10 @@ def _parse(parser: ArgumentParser, argv: list[str]) -> argparse.Namespace:
     if "--" in argv:
         cut = argv.index("--")
         argv, tail = argv[:cut], argv[cut + 1:]
-    args = parser.parse_args(argv)
-    stray = getattr(args, command.passthrough)
+    args, unknown = parser.parse_known_args(argv)
+    stray = getattr(args, command.passthrough) + unknown
     if stray:
-        command.error(f"unexpected argument(s): {' '.join(stray)} "
+        command.error(f"unrecognized arguments: {' '.join(stray)} "
                       f"({command.passthrough_metavar} go after --)")
     setattr(args, command.passthrough, tail)
     return args

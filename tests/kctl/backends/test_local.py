@@ -127,6 +127,15 @@ def test_a_signal_to_kctl_stops_every_rank(stub, signum):
     assert wait_gone(list(ranks.values()) + torchrun, timeout=30) == []
 
 
+def test_a_rank_killed_by_a_signal_gives_128_plus_its_number(stub):
+    run = Watched.kctl("run", "cfg.py", "--gpus", "2", env=launch_env(STUB_SLEEP="120"), cwd=stub)
+    run.wait_matches(START_LINE, 2, timeout=120)
+    ranks = rank_pids(run.proc.pid)
+    os.kill(ranks[1], signal.SIGKILL)
+    assert run.wait(60) == 128 + signal.SIGKILL, run.output
+    assert wait_gone(list(ranks.values()), timeout=30) == []
+
+
 def test_killing_kctl_stops_torchrun_and_the_ranks(stub):
     run = Watched.kctl("run", "cfg.py", "--gpus", "2", env=launch_env(STUB_SLEEP="120"), cwd=stub)
     run.wait_matches(START_LINE, 2, timeout=120)

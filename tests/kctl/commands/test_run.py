@@ -108,7 +108,9 @@ def test_work_dir_and_trainer_arguments(monkeypatch, capsys):
     (["--gpus", "2"], {"PORT": "http"}, "kctl: error: PORT must be a whole number, got 'http'"),
     (["--gpus", "2", "--", "--amp"], {"PORT": "x"}, "kctl: error: PORT must be a whole number"),
     (["--gpus", "2", "extra"], {},
-     "kctl run: error: unexpected argument(s): extra (TRAINER_ARGS go after --)"),
+     "kctl run: error: unrecognized arguments: extra (TRAINER_ARGS go after --)"),
+    (["--gpus", "2", "--cfg-options", "a=1"], {},
+     "kctl run: error: unrecognized arguments: --cfg-options a=1 (TRAINER_ARGS go after --)"),
 ])
 def test_bad_input_is_one_line(args, env, message):
     result = kctl("run", CONFIG, *args, "--dry-run", env=launch_env(**env))
@@ -186,5 +188,7 @@ def test_killing_one_rank_ends_the_job_without_orphans(tmp_path):
     everything = children(run.proc.pid) + [pid for rank in ranks.values()
                                            for pid in [rank, *children(rank)]]
     os.kill(ranks[1], signal.SIGKILL)
-    assert run.wait(120) == 128 + signal.SIGKILL, run.output
+    # 137 (128 + SIGKILL) unless torchrun sees rank 0 fail in the same instant: the exact status
+    # is tested with a stub trainer in tests/kctl/backends/test_local.py
+    assert run.wait(120) != 0, run.output
     assert wait_gone(everything, timeout=60) == []
