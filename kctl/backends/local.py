@@ -7,9 +7,9 @@ That text is what ``--dry-run`` prints, and it can be pasted into a shell as it 
 To run it, kctl starts the same arguments as ``<kctl's python> -m kctl.backends.local ...``: this
 module's ``__main__``, which is torchrun (``torch.distributed.run.main``) in kctl's own
 interpreter, so the ranks get kctl's Python and packages whatever ``torchrun`` comes first on
-``PATH``. It differs from plain torchrun in one way: where a rank fails, it prints torchrun's failure summary and exits
-with that rank's exit status (128+N for a rank killed by signal N), where torchrun exits 1 with a
-traceback. kctl itself never imports torch; only that child process does.
+``PATH``. It differs from plain torchrun in one way: where a rank fails, it prints torchrun's
+failure summary and exits with that rank's exit status (128+N for a rank killed by signal N),
+where torchrun exits 1 with a traceback. kctl itself never imports torch; only that child does.
 
 Without a rendezvous (one node, no port given) the command uses ``--standalone``: torchrun's c10d
 store binds port 0 and keeps it, so two jobs started at once cannot pick the same port, and the
