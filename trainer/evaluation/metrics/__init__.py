@@ -1,0 +1,5 @@
+"""Metrics registered in ``trainer.registry.METRICS``."""
+
+from .single_label import Accuracy
+
+__all__ = ["Accuracy"]

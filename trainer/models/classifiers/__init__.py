@@ -1,0 +1,5 @@
+"""Classifiers: whole models the Runner trains."""
+
+from .image import ImageClassifier
+
+__all__ = ["ImageClassifier"]

@@ -1,0 +1,5 @@
+"""Necks between backbone and head."""
+
+from .gap import GlobalAveragePooling
+
+__all__ = ["GlobalAveragePooling"]
