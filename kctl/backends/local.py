@@ -14,6 +14,15 @@ where torchrun exits 1 with a traceback. kctl itself never imports torch; only t
 Without a rendezvous (one node, no port given) the command uses ``--standalone``: torchrun's c10d
 store binds port 0 and keeps it, so two jobs started at once cannot pick the same port, and the
 printed command keeps that property when pasted.
+
+Restarts (``kctl run --max-restarts K``, torchrun's ``--max-restarts=K``): when a rank fails
+(crash, SIGKILL, or exit 143 = "preempted, checkpoint saved"), torchrun stops the node's other
+ranks and starts all of them again, up to K times; every start carries ``--resume``, so training
+continues from the last checkpoint in work_dir. On several nodes each node's torchrun restarts its
+own ranks; the ranks of the other nodes fail with their lost peer and are restarted by theirs, so
+every node must be given the same K. A signal to kctl itself (Ctrl-C, SIGTERM) is never retried:
+the ranks get SIGTERM (they save a checkpoint and exit 143) and kctl exits 128+N; running the same
+command again resumes.
 """
 
 from __future__ import annotations
@@ -90,7 +99,16 @@ class LocalBackend(Backend):
     template = "torchrun.j2"
     capabilities = frozenset({"cpu", "gpu", "multi_node", "submit"})
 
-    def render(self, job: Job, **options: Any) -> DryRun:
+    def render(self, job: Job, *, max_restarts: int = 0, **options: Any) -> DryRun:
+        """The torchrun command for this node of ``job``.
+
+        Args:
+            job: The job; ``job.rendezvous`` says which node this is.
+            max_restarts: torchrun's ``--max-restarts``: how often the ranks are started again
+                after one fails. Defaults to 0 (no restart; the flag is left out).
+        """
+        if max_restarts < 0:
+            raise UsageError(f"--max-restarts must not be negative, got {max_restarts}")
         topology, rendezvous = job.topology, job.rendezvous
         if rendezvous is None and topology.nodes > 1:
             raise UsageError(f"a job on {topology.nodes} nodes needs a master address and port")
@@ -100,7 +118,8 @@ class LocalBackend(Backend):
             where = dict(standalone=False, nnodes=topology.nodes, node_rank=rendezvous.node_rank,
                          master_addr=rendezvous.master_addr, master_port=rendezvous.master_port)
         text = render_template(
-            self.template, **where, nproc_per_node=topology.procs_per_node, module=TRAINER_MODULE,
+            self.template, **where, max_restarts=max_restarts,
+            nproc_per_node=topology.procs_per_node, module=TRAINER_MODULE,
             trainer_args=job.trainer_args_for(str(job.config), "pytorch")).strip()
         warnings = []
         if not topology.uses_gpus:

@@ -35,8 +35,13 @@ Environment (as in MMPretrain's tools/dist_train.sh; flags win):
   NNODES, NODE_RANK, PORT, MASTER_ADDR   same as --nnodes, --node-rank, --port, --master-addr
   CUDA_VISIBLE_DEVICES=-1                train with CPU processes (gloo) even where there are GPUs
 
+Restarts: --max-restarts K lets torchrun start every rank of this node again after one fails
+(crash, kill, or exit 143), up to K times; each start resumes from the last checkpoint in the work
+dir (--resume). On several nodes, give every node the same K. Default 0, as dist_train.sh.
+
 Exit status: 0 when every rank finished; else the first failing rank's (128+N if it was killed by
-signal N); 130 or 143 after Ctrl-C or SIGTERM (every rank is stopped); 2 on bad usage.
+signal N); 130 or 143 after Ctrl-C or SIGTERM (every rank is stopped); 2 on bad usage. 143 from
+the trainer means "stopped, checkpoint saved": run the same command again and it resumes.
 
 Examples:
   # Train on 2 GPUs of this machine (2 CPU processes with gloo where there is no GPU)
@@ -44,6 +49,9 @@ Examples:
 
   # Pass arguments to the trainer (python -m trainer) after --
   kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2 -- --cfg-options train_cfg.max_epochs=1
+
+  # Survive up to 3 rank failures: torchrun restarts the ranks, they resume from the checkpoint
+  kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2 --max-restarts 3
 
   # Print the torchrun command instead of running it
   kctl run configs/resnet/resnet18_1xb64_digits.py --gpus 2 --dry-run
@@ -71,6 +79,16 @@ def _gpus(value: str) -> int:
     return gpus
 
 
+def _restarts(value: str) -> int:
+    try:
+        restarts = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if restarts < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {restarts}")
+    return restarts
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the mmengine config file (.py)")
     parser.add_argument("--gpus", type=_gpus, required=True, metavar="N",
@@ -85,6 +103,8 @@ def add_arguments(parser) -> None:
                         help="rendezvous port (env PORT; default: free on 1 node, else 29500)")
     parser.add_argument("--work-dir", metavar="DIR",
                         help="checkpoints and logs (default: the trainer's, work_dirs/CONFIG_NAME)")
+    parser.add_argument("--max-restarts", type=_restarts, default=0, metavar="K",
+                        help="restart failed ranks up to K times; they resume (default 0)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the torchrun command instead of running it")
     parser.add_passthrough("trainer_args", "TRAINER_ARGS",
@@ -148,7 +168,7 @@ def build_job(args, environ=os.environ) -> Job:
 def run(args) -> int:
     job = build_job(args)
     backend = load_backend("local")
-    dryrun = backend.render(job)
+    dryrun = backend.render(job, max_restarts=args.max_restarts)
     for warning in dryrun.warnings:
         sys.stderr.write(f"kctl run: {warning}\n")
     if args.dry_run:

@@ -28,17 +28,21 @@ START_LINE = re.compile(r"trainer: launcher=(\w+) rank=(\d+) local_rank=(\d+) wo
 WEIGHTS_LINE = re.compile(r"trainer: rank=(\d+) final_weights_sha256=([0-9a-f]{64})")
 
 #: A stand-in for ``python -m trainer`` that starts in milliseconds: prints the start line and its
-#: arguments, sleeps STUB_SLEEP seconds, exits with STUB_EXIT_RANK_<rank> (default 0).
+#: arguments, sleeps STUB_SLEEP seconds, exits with STUB_EXIT_RANK_<rank> (default 0) in its
+#: first STUB_FAILING_STARTS starts (torchrun's TORCHELASTIC_RESTART_COUNT; default: every start)
+#: and with 0 after those.
 STUB_TRAINER = r"""
 import json, os, sys, time
 rank = os.environ["RANK"]
+restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 # one write per line: lines of the two ranks never mix
 sys.stdout.write(f"trainer: launcher=pytorch rank={rank} local_rank={os.environ['LOCAL_RANK']} "
                  f"world_size={os.environ['WORLD_SIZE']} backend=gloo device=cpu\n"
                  "stub: argv=" + json.dumps(sys.argv[1:]) + "\n")
 sys.stdout.flush()
 time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
-sys.exit(int(os.environ.get("STUB_EXIT_RANK_" + rank, "0")))
+failing = int(os.environ.get("STUB_FAILING_STARTS", str(restart + 1)))
+sys.exit(int(os.environ.get("STUB_EXIT_RANK_" + rank, "0")) if restart < failing else 0)
 """
 ARGV_LINE = re.compile(r"^stub: argv=(.*)$", re.MULTILINE)
 

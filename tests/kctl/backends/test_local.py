@@ -115,6 +115,35 @@ def test_exit_status_is_the_failing_ranks(stub):
     assert re.search(r"rank\s+: 1 .*\n.*exitcode\s+: 7", run.output)
 
 
+def test_max_restarts_is_torchruns(stub):
+    text = load_backend("local").render(_job(stub / "cfg.py"), max_restarts=2).text
+    assert text.startswith("torchrun --standalone --nnodes=1 --max-restarts=2 --nproc-per-node=2 ")
+    with pytest.raises(UsageError, match="--max-restarts must not be negative, got -1"):
+        load_backend("local").render(_job(stub / "cfg.py"), max_restarts=-1)
+
+
+@pytest.mark.parametrize("code", [143, 137, 1])
+def test_a_failed_rank_is_restarted_with_every_rank(stub, code):
+    """Rank 1 fails in its first two starts (143: preempted, checkpoint saved; 137: killed; 1):
+    torchrun starts both ranks again, with the same arguments, until they finish."""
+    run = Watched.kctl("run", "cfg.py", "--gpus", "2", "--max-restarts", "2",
+                       env=launch_env(STUB_EXIT_RANK_1=str(code), STUB_FAILING_STARTS="2"),
+                       cwd=stub)
+    assert run.wait(120) == 0, run.output
+    starts = run.matches(START_LINE)
+    assert sorted(m[2] for m in starts) == ["0", "0", "0", "1", "1", "1"]
+    argvs = {json.dumps(json.loads(m[1])) for m in run.matches(ARGV_LINE)}
+    assert argvs == {json.dumps(["cfg.py", "--launcher", "pytorch", "--resume"])}
+
+
+def test_restarts_run_out(stub):
+    run = Watched.kctl("run", "cfg.py", "--gpus", "2", "--max-restarts", "1",
+                       env=launch_env(STUB_EXIT_RANK_0="143"), cwd=stub)
+    assert run.wait(120) == 143, run.output
+    assert sorted(m[2] for m in run.matches(START_LINE)) == ["0", "0", "1", "1"]
+    assert "Traceback" not in run.output
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_kctl_stops_every_rank(stub, signum):
     run = Watched.kctl("run", "cfg.py", "--gpus", "2", env=launch_env(STUB_SLEEP="120"), cwd=stub)

@@ -82,6 +82,22 @@ def test_work_dir_and_trainer_arguments(monkeypatch, capsys):
         "--cfg-options", "a=[1, 2]"]
 
 
+def test_max_restarts_goes_to_torchrun_and_zero_leaves_it_out(monkeypatch, capsys):
+    argv = dry_run(monkeypatch, capsys, "--gpus", "2", "--max-restarts", "3")
+    assert argv[:argv.index("-m")] == ["torchrun", "--standalone", "--nnodes=1",
+                                       "--max-restarts=3", "--nproc-per-node=2"]
+    assert dry_run(monkeypatch, capsys, "--gpus", "2", "--max-restarts", "0") == dry_run(
+        monkeypatch, capsys, "--gpus", "2")
+
+
+def test_max_restarts_on_several_nodes(monkeypatch, capsys):
+    argv = dry_run(monkeypatch, capsys, "--gpus", "8", "--nnodes", "2", "--node-rank", "1",
+                   "--master-addr", "10.0.0.1", "--max-restarts", "2")
+    assert argv[:argv.index("-m")] == [
+        "torchrun", "--nnodes=2", "--node-rank=1", "--master-addr=10.0.0.1",
+        "--master-port=29500", "--max-restarts=2", "--nproc-per-node=8"]
+
+
 @pytest.mark.parametrize("args, env, message", [
     (["--gpus", "0"], {}, "kctl run: error: argument --gpus: must be at least 1, got 0 "
                           "(without a visible GPU, --gpus N starts N CPU processes; "
@@ -107,6 +123,10 @@ def test_work_dir_and_trainer_arguments(monkeypatch, capsys):
      "kctl: error: NODE_RANK must be a whole number, got '1.5'"),
     (["--gpus", "2"], {"PORT": "http"}, "kctl: error: PORT must be a whole number, got 'http'"),
     (["--gpus", "2", "--", "--amp"], {"PORT": "x"}, "kctl: error: PORT must be a whole number"),
+    (["--gpus", "2", "--max-restarts", "-1"], {},
+     "kctl run: error: argument --max-restarts: must not be negative, got -1"),
+    (["--gpus", "2", "--max-restarts", "x"], {},
+     "kctl run: error: argument --max-restarts: invalid int value: 'x'"),
     (["--gpus", "2", "extra"], {},
      "kctl run: error: unrecognized arguments: extra (TRAINER_ARGS go after --)"),
     (["--gpus", "2", "--cfg-options", "a=1"], {},
