@@ -6,9 +6,7 @@ follows MMPretrain's ``mmpretrain/registry.py`` so that an MMPretrain config usi
 here runs after changing ``default_scope``.
 
 A registry's ``locations`` are the modules mmengine imports the first time a type is looked up in it.
-Registries that nothing in this package registers into (the engine group and the visualizers) have none:
-their types come from mmengine, and the runtime modules that register into them (an optimizer wrapper, a
-model wrapper) are imported by :func:`register_all_modules`.
+Registries that nothing in this package registers into have none: their types come from mmengine.
 """
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
@@ -42,14 +40,15 @@ __all__ = [
 
 SCOPE = "trainer"
 
-# ---- engine: runners, loops, hooks, optimization (types come from mmengine and the runtime modules) ----
+# ---- engine: runners, loops, hooks, optimization (mmengine's types, plus the runtime's hooks and wrappers) ----
 RUNNERS = Registry("runner", parent=MMENGINE_RUNNERS, scope=SCOPE)
 RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope=SCOPE)
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE)
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE, locations=["trainer.hooks"])
 LOG_PROCESSORS = Registry("log processor", parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, scope=SCOPE)
-OPTIM_WRAPPERS = Registry("optimizer_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE)
+OPTIM_WRAPPERS = Registry("optimizer_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
+                          locations=["trainer.optim_wrapper"])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     "optimizer wrapper constructor", parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE)
 PARAM_SCHEDULERS = Registry("parameter scheduler", parent=MMENGINE_PARAM_SCHEDULERS, scope=SCOPE)
@@ -74,9 +73,10 @@ EVALUATOR = Registry("evaluator", parent=MMENGINE_EVALUATOR, scope=SCOPE, locati
 VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, scope=SCOPE)
 VISBACKENDS = Registry("vis_backend", parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 
-# Modules whose import registers this package's types. The runtime adds its own modules here when it
-# registers something (e.g. a CPU optimizer wrapper) so that one call registers everything.
-COMPONENT_MODULES = ("trainer.models", "trainer.datasets", "trainer.evaluation")
+# Modules whose import registers this package's types: the components, and the runtime's hooks and
+# optimizer wrappers.
+COMPONENT_MODULES = ("trainer.models", "trainer.datasets", "trainer.evaluation", "trainer.hooks",
+                     "trainer.optim_wrapper")
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
