@@ -53,10 +53,11 @@ What differs from a cluster, and why
    when it requests none. A job needing more GPUs than the machine has is refused.
 6. Not enforced: ``securityContext`` (processes run as the current user), ``readOnly`` mounts,
    ``resources`` other than GPUs, ``sizeLimit``; ``medium: Memory`` is an ordinary folder.
-7. Timing: the kubelet's CrashLoopBackOff (10 s doubling to 300 s) is scaled by ``restart_delay``
-   (default 1 s doubling to 30 s); a stopped pod gets ``grace_period`` seconds between SIGTERM and
-   SIGKILL instead of ``terminationGracePeriodSeconds``. Worker pods start with the Master: the
-   ``init-pytorch`` init container's DNS wait has nothing to wait for.
+7. Timing: restarts follow the kubelet's CrashLoopBackOff (the first at once, then 10 s doubling
+   to 300 s; ``restart_delay`` scales it, and the kubelet's reset after 10 minutes of running is
+   not modelled); a stopped pod gets ``grace_period`` seconds between SIGTERM and SIGKILL instead
+   of ``terminationGracePeriodSeconds``. Worker pods start with the Master: the ``init-pytorch``
+   init container's DNS wait has nothing to wait for.
 8. ``ExitCode`` re-creations count towards ``backoffLimit`` (standing for the operator's
    requeue-based check on failed pods); ``OnFailure``/``Always`` restarts count as container
    restarts, as in v1.9.
@@ -332,15 +333,16 @@ class OperatorEmulator:
         master_port: The port local processes get as ``MASTER_PORT``; ``None`` (default) picks a
             free one, ``"manifest"`` keeps the Master's ``pytorchjob-port``.
         image: The container image's layout (see :class:`Image`). Defaults to the trainer image.
-        restart_delay: First CrashLoopBackOff delay in seconds, doubled per restart up to 30 times
-            it. Defaults to 1.
+        restart_delay: The kubelet's CrashLoopBackOff: a container's first restart is immediate,
+            the next wait this many seconds, doubling up to 30 times it. Defaults to 10 (the
+            kubelet's 10 s to 300 s).
         grace_period: Seconds between SIGTERM and SIGKILL when a pod is stopped. Defaults to 5.
         host_gpus: GPUs this machine offers to pods. Defaults to ``nvidia-smi -L``'s count.
     """
 
     def __init__(self, objects: list[dict], workspace: str | os.PathLike, *,
                  pvc_root: str | os.PathLike | None = None, master_port: int | str | None = None,
-                 image: Image = Image(), restart_delay: float = 1.0,
+                 image: Image = Image(), restart_delay: float = 10.0,
                  grace_period: int = 5, host_gpus: int | None = None):
         jobs = [o for o in objects if o.get("kind") == "PyTorchJob"]
         if len(jobs) != 1:
@@ -709,8 +711,9 @@ class OperatorEmulator:
         if policy == "ExitCode":  # the operator deletes the pod and creates it again at once
             self._start_container(self.prepare(pod.name))
         else:
-            delay = min(self.restart_delay * 2 ** (pod.restarts - 1), 30 * self.restart_delay)
-            pod.restart_at = time.monotonic() + delay
+            # the kubelet: the first restart at once, then CrashLoopBackOff 10 s, 20 s, ... 300 s
+            delay = 0 if pod.restarts == 1 else self.restart_delay * 2 ** (pod.restarts - 2)
+            pod.restart_at = time.monotonic() + min(delay, 30 * self.restart_delay)
 
     def _counted_restarts(self) -> int:
         return sum(p.restarts + p.recreations for p in self.pods.values()
@@ -759,6 +762,22 @@ class OperatorEmulator:
         except ProcessLookupError:
             pass
 
+    def processes(self, name: str) -> list[int]:
+        """Process ids of pod ``name``'s container: its init and everything below it."""
+        pod = self.pods[name]
+        if not pod.running:
+            return []
+        return [pod.process.pid, *container_init.descendants(pod.process.pid)]
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP every process of pod ``name``'s container: a hung node. Its peers block in
+        their next collective until it is killed (:meth:`kill`) or resumed with SIGCONT."""
+        for pid in self.processes(name):
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+
     def kill(self, name: str) -> None:
         """SIGKILL every process of pod ``name``'s container (what an OOM kill or a crash does).
 
@@ -780,10 +799,12 @@ class OperatorEmulator:
         pod.process.send_signal(signal.SIGTERM)  # the init forwards it, SIGKILLs after the grace
 
     def wait_until(self, predicate, timeout: float, interval: float = 0.2) -> None:
-        """Poll until ``predicate()`` is true; on timeout kill everything and raise."""
+        """Poll until ``predicate()`` is true; raise if the job ends first, or (after killing
+        everything) on timeout."""
         deadline = time.monotonic() + timeout
         while not predicate():
-            self.poll()
+            if self.poll() in ("Succeeded", "Failed") and not predicate():
+                raise EmulatorError(f"the job ended before the condition was met\n{self.report()}")
             if time.monotonic() > deadline:
                 self.shutdown()
                 raise EmulatorTimeout(f"condition not met within {timeout}s\n{self.report()}")

@@ -117,15 +117,17 @@ print('started', flush=True)
 
 
 def test_kill_takes_every_process_of_the_container(emulate):
-    emulator = emulate(job(ESCAPING_CHILD.format(then="time.sleep(600)")), restart_delay=60)
+    emulator = emulate(job(ESCAPING_CHILD.format(then="time.sleep(600)")))
     emulator.start()
     emulator.wait_until(lambda: "started" in emulator.logs("t-master-0"), timeout=30)
     assert len(emulator.leftover_processes()) >= 3  # init, the command, its escaped child
     emulator.kill("t-master-0")
+    assert emulator.leftover_processes() == []
     emulator.poll()
     master = emulator.pods["t-master-0"]
-    assert master.exit_codes == [137] and master.restarts == 1  # OnFailure: restart pending
-    assert emulator.leftover_processes() == []
+    assert master.exit_codes == [137] and master.restarts == 1  # OnFailure: restarted at once
+    emulator.wait_until(lambda: emulator.logs("t-master-0").count("started") == 1 and
+                        len(master.starts) == 2, timeout=30)
 
 
 def test_a_container_ends_with_its_main_process(emulate):
