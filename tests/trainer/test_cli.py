@@ -1,10 +1,12 @@
 """``python -m trainer`` command line: MMPretrain's flags, --cfg-options forms, bad input as one line."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from tests.support.trainer_runtime import TINY_CONFIG, run_trainer, trainer_env, write_config
+from tests.support.trainer_runtime import REPO, TINY_CONFIG, run_trainer, trainer_env, write_config
 from trainer.cli import build_parser, parse_args
 
 
@@ -171,3 +173,13 @@ def test_tools_train_py_is_the_same_command(tmp_path):
     cfg = write_config(tmp_path / "cfg")
     proc = run_trainer("tools/train.py", cfg, "--cfg-options", "a", module=None)
     _assert_one_line_error(proc, 2, "KEY=VALUE")
+
+
+def test_bad_input_is_answered_without_importing_torch(tiny_config):
+    code = ("import sys; from trainer.cli import main; "
+            f"rc = main([{str(tiny_config)!r}, '--cfg-options', 'train_cfg.max_epochs=1', '--launcher', 'mpi']); "
+            "print(rc, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=trainer_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+    assert "OMPI_COMM_WORLD_RANK" in proc.stderr
