@@ -33,14 +33,13 @@ def train(args) -> None:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from trainer import hooks, optim_wrapper  # noqa: F401  (register the runtime's types)
     from trainer.amp import configure_amp
     from trainer.checkpoint import install_trusted_loader
     from trainer.launch import init_process_group
     from trainer.registry import register_all_modules
     from trainer.report import amp_line, start_line
 
-    register_all_modules()
+    register_all_modules()  # the components, and the runtime's hooks and optimizer wrappers
     import_custom_modules(cfg)
     cuda = torch.cuda.is_available()
     dtype = configure_amp(cfg, args.amp, cuda)
