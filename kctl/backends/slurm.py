@@ -5,6 +5,13 @@ The script is MMPretrain's ``tools/slurm_train.sh`` srun line moved into a batch
 with ``--launcher slurm --resume``, and every rank meets at the first node of the allocation on a
 port derived from the job id (the same on all ranks, outside the ephemeral range 32768-60999).
 
+Preemption (``--requeue``): the trainer answers SIGTERM by saving a checkpoint and exiting 143;
+the script then requeues the job (``scontrol requeue``), which resumes from that checkpoint. With
+a ``--time`` limit the tasks get that SIGTERM :data:`WARNING_SECONDS` before the limit
+(``#SBATCH --signal=TERM@120``), so a long training continues in the next allocation instead of
+ending TIMEOUT. See the comment in ``kctl/templates/sbatch.sh.j2`` for what Slurm's own SIGTERM
+(scancel, preemption, time limit) and KillWait do.
+
 Values end up in two languages and are made safe for each: ``#SBATCH`` lines are read by sbatch's
 own directive parser (``#`` starts a comment, quotes must pair, ``\\`` is dropped), and the body is
 bash (every user value is ``shlex.quote``-d; ``SRUN_ARGS`` becomes a bash array).
@@ -25,6 +32,11 @@ from kctl.job import TRAINER_MODULE, Job, check_port
 PORT_BASE = 20000
 PORT_SPAN = 10000
 
+#: With ``--requeue`` and ``--time``: the tasks get SIGTERM this many seconds before the time
+#: limit (``#SBATCH --signal=TERM@120``), time to save a checkpoint and requeue. Slurm sends it
+#: up to 60 s earlier than asked.
+WARNING_SECONDS = 120
+
 #: Slurm refuses longer job names ("Pathname ... too long").
 MAX_JOB_NAME = 1024
 
@@ -35,6 +47,9 @@ _TIME = re.compile(r"^(\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|UNLIMITED|INFINITE|unli
 _MEM = re.compile(r"^\d+[KMGTkmgt]?$")
 _DEP_ITEM = r"(singleton|[a-z]+(:[0-9]+([_+][0-9*]+)?)+)"
 _DEPENDENCY = re.compile(rf"^{_DEP_ITEM}([,?]{_DEP_ITEM})*$")
+# The signals the trainer saves a checkpoint on, to the job steps (not B: the batch shell only).
+_SIGNAL = re.compile(r"^(R:)?(SIG)?(TERM|INT|15|2)(@\d{1,5})?$")
+_UNLIMITED = ("UNLIMITED", "INFINITE", "unlimited", "infinite")
 
 
 def check_job_name(name: str) -> str:
@@ -96,7 +111,8 @@ class SlurmBackend(Backend):
                pythonpath: str | None = None, port: int | None = None, time: str | None = None,
                account: str | None = None, qos: str | None = None,
                constraint: str | None = None, mem: str | None = None, exclusive: bool = False,
-               requeue: bool = False, dependency: str | None = None) -> DryRun:
+               requeue: bool = False, dependency: str | None = None,
+               signal: str | None = None) -> DryRun:
         """The sbatch script for ``job``.
 
         Args:
@@ -115,7 +131,12 @@ class SlurmBackend(Backend):
             port: Fixed ``MASTER_PORT``; None derives it from the job id (20000-29999).
             time, account, qos, constraint, mem, dependency: The ``#SBATCH`` options of those
                 names, left out when None.
-            exclusive, requeue: Add ``#SBATCH --exclusive`` / ``--requeue``.
+            exclusive, requeue: Add ``#SBATCH --exclusive`` / ``--requeue``; ``requeue`` also
+                adds ``--open-mode=append`` (one log over all runs) and makes the script
+                requeue the job when the trainer stops with 143 (checkpoint saved).
+            signal: ``#SBATCH --signal``, ``[R:]TERM|INT[@SECONDS]``: the signal the tasks get
+                before the time limit. Defaults to ``TERM@120`` with ``requeue`` and a finite
+                ``time``, else none.
 
         Raises:
             UsageError: A value Slurm would refuse or misread.
@@ -132,6 +153,13 @@ class SlurmBackend(Backend):
         _check(_TIME, time, "--time", "a Slurm time limit (MINUTES, [D-]HH:MM[:SS], UNLIMITED)")
         _check(_MEM, mem, "--mem", "a Slurm memory size (e.g. 64G, 4000M, 0 = all)")
         _check(_DEPENDENCY, dependency, "--dependency", "a Slurm dependency (e.g. afterok:123)")
+        if signal is not None and signal.startswith("B:"):
+            raise UsageError(f"--signal {signal!r}: B: signals only the batch shell; the trainer "
+                             "runs in the job step and must get the signal (leave out B:)")
+        _check(_SIGNAL, signal, "--signal", "TERM or INT with an optional @SECONDS before the "
+               "time limit, e.g. TERM@120 (the signals the trainer saves a checkpoint on)")
+        if signal is None and requeue and time is not None and time not in _UNLIMITED:
+            signal = f"TERM@{WARNING_SECONDS}"
         # '%' is a pattern character in sbatch's --output; '%%' is a literal one.
         log = job.work_dir.rstrip("/").replace("%", "%%") + "/slurm-%j.out"
         sbatch = {
@@ -142,6 +170,7 @@ class SlurmBackend(Backend):
             "time": time,
             "mem": mem,
             "dependency": dependency,
+            "signal": signal,
             "account": account and sbatch_value(account, "--account"),
             "qos": qos and sbatch_value(qos, "--qos"),
             "constraint": constraint and sbatch_value(constraint, "--constraint"),

@@ -36,6 +36,14 @@ opens the job's log WORK_DIR/slurm-<jobid>.out before the script starts. When kc
 source checkout, the job's PYTHONPATH starts with that checkout (like slurm_train.sh's
 PYTHONPATH), so `python -m trainer` imports the same project on the compute nodes.
 
+Preemption: with --requeue, a job that Slurm preempts (PreemptMode=REQUEUE, scontrol requeue), or
+that is told to stop with `scancel --signal=TERM JOBID` or --signal before its --time limit, comes
+back and resumes: the trainer finishes its iteration, saves a checkpoint and exits 143, and the
+script requeues the job (a requeued job waits about 2 minutes before Slurm starts it again). The
+log WORK_DIR/slurm-<jobid>.out keeps the output of every run. Slurm gives the tasks KillWait
+seconds (30 by default) between its SIGTERM and SIGKILL; without --requeue, exit 143 ends the job
+FAILED and submitting the script again resumes.
+
 Examples:
   # Look at the script for 16 GPUs on 2 nodes, then submit it
   GPUS=16 kctl slurm-script gpu digits configs/resnet/resnet18_1xb64_digits.py work_dirs/digits
@@ -44,6 +52,9 @@ Examples:
   # Submit directly (prints the job id), then chain a second run after it
   ID=$(kctl slurm-script --submit --time 2:00:00 gpu digits CONFIG work_dirs/digits)
   kctl slurm-script --submit --dependency afterok:$ID gpu digits-ft CONFIG work_dirs/ft --amp
+
+  # A week of training in 1-day allocations: SIGTERM 2 minutes before each limit, save, requeue
+  kctl slurm-script --submit --requeue --time 1-00:00:00 gpu digits CONFIG work_dirs/digits
 
   # Two CPU tasks, trainer options after WORK_DIR
   kctl slurm-script --gpus 0 --ntasks 2 debug digits CONFIG work_dirs/cpu --cfg-options train_cfg.max_epochs=1
@@ -75,7 +86,9 @@ def add_arguments(parser) -> None:
     topo.add_argument("--constraint", metavar="EXPR", help="node features, e.g. a100")
     topo.add_argument("--exclusive", action="store_true", help="do not share nodes")
     topo.add_argument("--requeue", action="store_true",
-                      help="let Slurm requeue the job (it resumes from its last checkpoint)")
+                      help="requeue the job when preempted or near --time; it resumes")
+    topo.add_argument("--signal", metavar="SIG@SEC",
+                      help="signal the tasks SEC s before --time (with --requeue: TERM@120)")
     topo.add_argument("--dependency", metavar="DEP", help="e.g. afterok:1234")
     launch = parser.add_argument_group("launch")
     launch.add_argument("--srun-args", metavar="ARGS",
@@ -182,7 +195,7 @@ def build(args):
         cpus_per_task=cpus_per_task, srun_args=srun_args, python=args.python,
         pythonpath=project_root(), port=port, time=args.time, account=args.account,
         qos=args.qos, constraint=args.constraint, mem=args.mem, exclusive=args.exclusive,
-        requeue=args.requeue, dependency=args.dependency), job
+        requeue=args.requeue, dependency=args.dependency, signal=args.signal), job
 
 
 def _write_whole(output: str, text: str) -> None:

@@ -275,3 +275,102 @@ def test_submit_without_sbatch(config_file, monkeypatch, tmp_path):
 def test_capabilities():
     assert {"multi_node", "gpu", "cpu", "submit"} <= BACKEND.capabilities
     assert BACKEND.template == "sbatch.sh.j2"
+
+
+# --- preemption: the --requeue script, run with a fake srun and scontrol ------------------------
+
+FAKE_SRUN_EXITING = """\
+import os, signal, sys, time
+if os.environ.get("SIGNAL_BATCH_SCRIPT"):  # Slurm ends the job: the batch script gets SIGTERM too
+    os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(0.5)
+sys.exit(int(os.environ["FAKE_SRUN_EXIT"]))
+"""
+
+
+def run_requeue_script(tmp_path, text, srun_exit, signal_batch_script=False):
+    """Run ``text`` with a fake srun exiting ``srun_exit``; return (exit status, stdout, the
+    scontrol calls other than ``show hostnames``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    (bin_dir / "srun").write_text(f"#!{sys.executable}\n" + FAKE_SRUN_EXITING)
+    (bin_dir / "scontrol").write_text(
+        "#!/bin/bash\n"
+        'if [ "$1 $2" = "show hostnames" ]; then echo node1; exit 0; fi\n'
+        f'echo "$*" >> {calls}\n')
+    for tool in ("srun", "scontrol"):
+        (bin_dir / tool).chmod(0o755)
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "SLURM_JOB_ID": "77", "SLURM_JOB_NODELIST": "node1", "FAKE_SRUN_EXIT": str(srun_exit)}
+    if signal_batch_script:
+        env["SIGNAL_BATCH_SCRIPT"] = "1"
+    proc = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    return proc.returncode, proc.stdout, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_tasks_that_saved_and_stopped_requeue_the_job(tmp_path, config_file):
+    """143 with the job still running (``--signal``, ``scancel --signal=TERM``): requeue."""
+    text = render(config_file, Topology.from_total(2, 2), requeue=True).text
+    code, out, calls = run_requeue_script(tmp_path, text, 143)
+    assert (code, calls) == (0, ["requeue 77"])
+    assert ("kctl: job 77: the trainer saved a checkpoint and stopped (exit 143): requeued"
+            in out.splitlines())
+
+
+def test_slurm_ending_the_job_is_not_answered_with_a_requeue(tmp_path, config_file):
+    """scancel, preemption, time limit: the batch script gets SIGTERM too; Slurm decides (a
+    cancelled job stays cancelled, a preempted one Slurm requeues itself)."""
+    text = render(config_file, Topology.from_total(2, 2), requeue=True).text
+    code, _, calls = run_requeue_script(tmp_path, text, 143, signal_batch_script=True)
+    assert (code, calls) == (143, [])
+
+
+@pytest.mark.parametrize("srun_exit", [0, 1, 137])
+def test_other_ends_are_passed_on(tmp_path, config_file, srun_exit):
+    text = render(config_file, Topology.from_total(2, 2), requeue=True).text
+    code, _, calls = run_requeue_script(tmp_path, text, srun_exit)
+    assert (code, calls) == (srun_exit, [])
+
+
+def test_without_requeue_143_ends_the_job(tmp_path, config_file):
+    text = render(config_file, Topology.from_total(2, 2)).text
+    assert "--open-mode" not in text and "scontrol requeue" not in text
+    code, _, calls = run_requeue_script(tmp_path, text, 143)
+    assert (code, calls) == (143, [])
+
+
+def test_requeued_runs_append_to_one_log(config_file):
+    lines = sbatch_lines(render(config_file, Topology.from_total(2, 2), requeue=True).text)
+    assert "--requeue" in lines and "--open-mode=append" in lines
+
+
+@pytest.mark.parametrize("options,expected", [
+    (dict(requeue=True, time="1-00:00:00"), "TERM@120"),
+    (dict(requeue=True, time="1:00:00", signal="INT@300"), "INT@300"),
+    (dict(requeue=True), None),
+    (dict(requeue=True, time="UNLIMITED"), None),
+    (dict(time="1:00:00"), None),
+    (dict(time="1:00:00", signal="TERM@60"), "TERM@60"),
+    (dict(signal="R:SIGTERM@90"), "R:SIGTERM@90"),
+    (dict(signal="15"), "15")])
+def test_signal_before_the_time_limit(config_file, options, expected):
+    lines = sbatch_lines(render(config_file, Topology.from_total(2, 2), **options).text)
+    assert [line for line in lines if line.startswith("--signal")] == (
+        [f"--signal={expected}"] if expected else [])
+
+
+@pytest.mark.parametrize("value,message", [
+    ("USR1@90", "TERM or INT"), ("TERM@", "TERM or INT"), ("TERM@1m", "TERM or INT"),
+    ("TERM@90 #x", "TERM or INT"), ("B:TERM@90", "only the batch shell")])
+def test_signals_the_trainer_does_not_save_on_are_refused(config_file, value, message):
+    with pytest.raises(UsageError, match=message):
+        render(config_file, Topology.from_total(2, 2), signal=value)
+
+
+def test_compute_threads_follow_cpus_per_task(tmp_path, config_file):
+    text = render(config_file, Topology.per_node(0, cpu_procs=2), cpus_per_task=3).text
+    assert "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}" in text.splitlines()

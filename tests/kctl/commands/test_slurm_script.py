@@ -116,6 +116,16 @@ def test_sbatch_options(workspace):
                            python="/opt/py/bin/python")
 
 
+def test_signal_before_the_time_limit(workspace):
+    code, out, err = kctl("--requeue", "--time", "4:00:00", "--signal", "TERM@600", *POSITIONAL)
+    assert (code, err) == (0, "")
+    assert out == expected(workspace, Topology.from_total(8, 8), requeue=True, time="4:00:00",
+                           signal="TERM@600")
+    assert "#SBATCH --signal=TERM@600" in out.splitlines()
+    code, out, err = kctl("--signal", "USR1", *POSITIONAL)
+    assert code == 2 and err.startswith("kctl: error: --signal 'USR1' is not TERM or INT")
+
+
 def test_relative_paths_are_fixed_at_render_time(workspace, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     code, out, _ = kctl("--chdir", str(workspace), "debug", "digits", "configs/cfg.py", "w/../w2")

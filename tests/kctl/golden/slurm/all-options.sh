@@ -18,6 +18,8 @@
 #SBATCH --mem=64G
 #SBATCH --exclusive
 #SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --signal=TERM@120
 #SBATCH --dependency=afterok:1234
 
 set -eu
@@ -31,7 +33,32 @@ export MASTER_ADDR
 export PYTHONPATH=/home/user/mmpretrain${PYTHONPATH:+:$PYTHONPATH}
 # srun of Slurm 22.05 does not inherit --cpus-per-task from the batch allocation.
 export SRUN_CPUS_PER_TASK=8
+# One compute thread per CPU of the task, unless OMP_NUM_THREADS is set: the results of a CPU job
+# depend on the thread count, so it must not depend on the node the job lands on.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 SRUN_ARGS=(--mpi=pmix '--comment=two words')
 
 echo "kctl: job ${SLURM_JOB_ID} nodes=${SLURM_JOB_NODELIST} master=${MASTER_ADDR} port=${MASTER_PORT} world_size=16"
-srun --kill-on-bad-exit=1 ${SRUN_ARGS[@]+"${SRUN_ARGS[@]}"} /opt/conda/bin/python -u -m trainer configs/resnet/resnet18_1xb64_digits.py --launcher slurm --work-dir /shared/work_dirs/digits --resume --cfg-options train_cfg.max_epochs=2 --amp
+# Preemption and time limits. The trainer answers SIGTERM by finishing its iteration, saving a
+# checkpoint and exiting 143 ("preempted, checkpoint saved: retry"). Tasks that end with 143 while
+# Slurm is not ending the job (the signal came from #SBATCH --signal or `scancel --signal=TERM
+# JOBID`, not to this script) make this script requeue the job: it starts again later, appends to
+# the same log and resumes from that checkpoint. When Slurm ends the job (scancel, preemption,
+# scontrol requeue, time limit) the tasks and this script get SIGTERM, then SIGKILL KillWait
+# seconds later (30 by default): the trainer saves within that time if it can; Slurm requeues a
+# preempted job itself, and a cancelled one stays cancelled.
+stopping=0
+trap 'stopping=1' TERM
+srun --kill-on-bad-exit=1 ${SRUN_ARGS[@]+"${SRUN_ARGS[@]}"} /opt/conda/bin/python -u -m trainer configs/resnet/resnet18_1xb64_digits.py --launcher slurm --work-dir /shared/work_dirs/digits --resume --cfg-options train_cfg.max_epochs=2 --amp &
+srun_pid=$!
+while :; do
+  status=0
+  wait "$srun_pid" || status=$?
+  kill -0 "$srun_pid" 2>/dev/null || break  # else a signal to this script ended the wait
+done
+if [ "$status" -eq 143 ] && [ "$stopping" -eq 0 ]; then
+  echo "kctl: job ${SLURM_JOB_ID}: the trainer saved a checkpoint and stopped (exit 143): requeued"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+fi
+exit "$status"

@@ -24,6 +24,9 @@ export PYTHONPATH=/home/user/mmpretrain${PYTHONPATH:+:$PYTHONPATH}
 export CUDA_VISIBLE_DEVICES=
 # srun of Slurm 22.05 does not inherit --cpus-per-task from the batch allocation.
 export SRUN_CPUS_PER_TASK=1
+# One compute thread per CPU of the task, unless OMP_NUM_THREADS is set: the results of a CPU job
+# depend on the thread count, so it must not depend on the node the job lands on.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SRUN_ARGS=()
 
 echo "kctl: job ${SLURM_JOB_ID} nodes=${SLURM_JOB_NODELIST} master=${MASTER_ADDR} port=${MASTER_PORT} world_size=2"
