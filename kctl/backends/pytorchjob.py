@@ -15,6 +15,23 @@ One job becomes, in ``kctl/templates/pytorchjob.yaml.j2``:
 work_dir lives on a PersistentVolumeClaim when one is given, so a restarted or re-created pod
 resumes from the last checkpoint (``--resume``); resubmitting a job of the same name resumes too.
 Every rendered manifest is validated (CRD schema, webhook rules) before anyone sees it.
+
+Restarts and preemption. The replicas' ``restartPolicy`` is ``OnFailure``: a container that exits
+non-zero for any reason (a crash, an OOM kill = 137, a rank that failed or was killed, which
+``torchrun`` reports as exit 1) is restarted in the same pod by the kubelet, counted against
+``runPolicy.backoffLimit`` (``--max-restarts``), and resumes. The ranks of the other pods fail with
+their lost peer and are restarted the same way. A pod that is deleted, evicted or preempted gets
+SIGTERM (to ``torchrun``, which passes it to the ranks: the trainer finishes its iteration, saves a
+checkpoint and exits 143, "preempted, checkpoint saved: retry") and SIGKILL after
+``terminationGracePeriodSeconds`` (30 s by default); the operator creates the pod again and it
+resumes from that checkpoint. Under the operator's other policy, ``ExitCode``, exit codes >= 128
+(143, 137) are retryable (the pod is re-created) and 1-127 fail the job: but ``torchrun`` itself
+exits 1 when a rank fails or when it is stopped by SIGTERM, so a rank's 143 would end the job
+there; that is why kctl renders ``OnFailure``.
+
+CPU jobs (``--gpus 0``) with ``--cpu`` get ``OMP_NUM_THREADS`` = the CPUs per process (at least
+1), like ``kctl slurm-script``'s ``--cpus-per-task``: a CPU job's results depend on its thread
+count, which then does not depend on the node it lands on (:func:`threads_per_process`).
 """
 
 from __future__ import annotations
@@ -161,6 +178,20 @@ class ClusterOptions:
             _check_data_mount(self.data_pvc.mount)
         if self.config_in_image is not None and not self.config_in_image.strip():
             raise UsageError("--config-in-image must name the config's path inside the image")
+
+
+_CPU_CORES = re.compile(r"^(\d+(\.\d*)?|\.\d+)(m?)$")
+
+
+def threads_per_process(cpu: str | None, procs: int) -> int | None:
+    """``OMP_NUM_THREADS`` for a CPU job: whole CPUs of ``cpu`` (a quantity such as ``4``,
+    ``1.5`` or ``500m``) per process, at least 1; ``None`` without ``cpu`` or for a quantity
+    written otherwise (``2k``, ``1e3``), where torchrun's default stays."""
+    match = _CPU_CORES.match(str(cpu)) if cpu is not None else None
+    if match is None:
+        return None
+    millicores = float(match.group(1)) * (1 if match.group(3) else 1000)
+    return max(1, int(millicores) // (1000 * procs))
 
 
 def _check(flag: str, error: str | None) -> None:
@@ -327,6 +358,8 @@ class PyTorchJobBackend(Backend):
             image=opts.image,
             command=command,
             hide_gpus=not topology.uses_gpus,
+            omp_threads=(None if topology.uses_gpus
+                         else threads_per_process(opts.cpu, topology.procs_per_node)),
             port_name=PORT_NAME,
             port=PORT,
             resources=resources,

@@ -78,6 +78,22 @@ kctl.dev/config: {{ include "kctl.configLabel" . | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/* OMP_NUM_THREADS of a CPU job with a cpu value (threads_per_process): whole CPUs per process,
+at least 1; empty for GPU jobs, without cpu, or for a quantity that is not plain cores or
+millicores (e.g. 2k). */}}
+{{- define "kctl.ompThreads" -}}
+{{- $cpu := toString .Values.cpu -}}
+{{- if and (eq (int .Values.gpus) 0) .Values.cpu (regexMatch "^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)m?$" $cpu) -}}
+{{- $millicores := 0 -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- $millicores = trimSuffix "m" $cpu | float64 | int -}}
+{{- else -}}
+{{- $millicores = mulf (float64 $cpu) 1000 | int -}}
+{{- end -}}
+{{- max 1 (div $millicores (mul 1000 (include "kctl.nprocPerNode" . | int))) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The container's command (Job.trainer_args_for): --resume always, the user's arguments last. */}}
 {{- define "kctl.command" -}}
 {{- $config := .Values.configInImage | default (printf "/config/%s" .Values.configName) -}}

@@ -32,6 +32,17 @@ spec:
   - name: pytorch
     image: {{ printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) | quote }}
     command: {{ include "kctl.command" . }}
+    {{- if eq (int .Values.gpus) 0 }}
+    {{- /* CPU training: GPUs a runtime may show to pods that request none stay unused */}}
+    env:
+    - name: CUDA_VISIBLE_DEVICES
+      value: ""
+    {{- with include "kctl.ompThreads" . }}
+    {{- /* the CPUs per process: the results of CPU training depend on the thread count */}}
+    - name: OMP_NUM_THREADS
+      value: {{ . | quote }}
+    {{- end }}
+    {{- end }}
     ports:
     - name: pytorchjob-port
       containerPort: 23456

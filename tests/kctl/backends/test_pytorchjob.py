@@ -120,6 +120,23 @@ def test_cpu_training_hides_gpus_the_runtime_might_show():
     assert "env" not in container(render(gpus=1))
 
 
+@pytest.mark.parametrize("cpu,procs,threads", [
+    ("4", 1, "4"), ("4", 2, "2"), ("3", 2, "1"), ("1", 2, "1"), ("500m", 1, "1"),
+    ("4500m", 2, "2"), ("2.5", 1, "2"), (".5", 1, "1")])
+def test_cpu_training_threads_are_the_cpus_per_process(cpu, procs, threads):
+    env = container(render(gpus=0, cpu_procs=procs, cpu=cpu))["env"]
+    assert env == [{"name": "CUDA_VISIBLE_DEVICES", "value": ""},
+                   {"name": "OMP_NUM_THREADS", "value": threads}]
+
+
+@pytest.mark.parametrize("cpu", ["2k", "1e3", None])
+def test_cpu_training_threads_stay_torchruns_without_plain_cores(cpu):
+    options = {} if cpu is None else {"cpu": cpu}
+    names = [e["name"] for e in container(render(gpus=0, **options))["env"]]
+    assert names == ["CUDA_VISIBLE_DEVICES"]
+    assert "env" not in container(render(gpus=1, cpu="8"))
+
+
 def test_cpu_and_memory_are_requests_and_limits_per_pod():
     resources = container(render(gpus=2, cpu="16", memory="64Gi"))["resources"]
     assert resources == {"limits": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": 2},
