@@ -152,10 +152,9 @@ def test_auto_scale_lr_without_auto_scale_lr(bad_input, tmp_path):
 
 
 def test_dataset_root_not_found(bad_input, tmp_path):
-    cfg = write_config(tmp_path / "cfg", TINY_CONFIG.replace(
-        "dataset=dict(type='TinyDataset', num_samples=64)",
-        f"dataset=dict(type='TinyDataset', num_samples=64, data_root='{tmp_path}/no/such/root')"))
-    _assert_one_line_error(bad_input(cfg), 1, "train_dataloader.dataset.data_root", f"{tmp_path}/no/such/root")
+    config = REPO / "configs" / "resnet" / "resnet18_1xb64_digits.py"
+    proc = bad_input(config, "--cfg-options", f"train_dataloader.dataset.data_root={tmp_path}/no/such/root")
+    _assert_one_line_error(proc, 1, "train_dataloader.dataset.data_root", f"{tmp_path}/no/such/root")
 
 
 def test_unknown_amp_dtype(bad_input, tiny_config):

@@ -1,11 +1,11 @@
-"""Launch environments (trainer.launch) and real 2-process runs under each launcher on the CPU (gloo)."""
+"""Launch environments (trainer.launch), and the main job in 2 processes under each launcher on the CPU (gloo)."""
 
 import subprocess
 import sys
 
 import pytest
 
-from tests.support.trainer_runtime import REPO, free_port, lines_with, trainer_env, write_config
+from tests.support.trainer_runtime import REPO, free_port, lines_with, trainer_env
 from trainer.errors import UsageError
 from trainer.launch import (SLURM_PORT_BASE, SLURM_PORT_SPAN, LaunchInfo, choose_backend, expand_hostlist,
                             read_launch_env, slurm_master_port)
@@ -105,7 +105,8 @@ def _check_world_of_two(output, launcher):
         assert lines_with(output, f"trainer: launcher={launcher} rank={rank} local_rank={rank} world_size=2 "
                           "backend=gloo device=cpu")
     assert len(lines_with(output, "using backend=gloo instead of nccl")) == 2
-    assert "Epoch(train) [2][4/4]" in output  # 64 samples / (2 ranks x batch 8): the data is sharded
+    assert "Epoch(train) [2][1/1]" in output  # 128 samples / (2 ranks x batch 64): the data is sharded
+    assert len(lines_with(output, "accuracy/top1")) == 2  # rank 0 logs the validation of both epochs
     finals = lines_with(output, "final_weights_sha256=")
     assert sorted(line.split()[1] for line in finals) == ["rank=0", "rank=1"]
     digests = {line.split("final_weights_sha256=")[1] for line in finals}
@@ -113,15 +114,19 @@ def _check_world_of_two(output, launcher):
     return digests.pop()
 
 
+#: The main job (ResNet-18 on digits), cut to 2 epochs of 128 training and 64 validation images.
+DIGITS = [REPO / "configs" / "resnet" / "resnet18_1xb64_digits.py", "--cfg-options", "train_cfg.max_epochs=2",
+          "train_dataloader.dataset.indices=128", "val_dataloader.dataset.indices=64"]
+
+
 def _spawn(tmp, launcher, envs, prefix=()):
-    """Start one process per env (``python [prefix] -m trainer tiny.py --launcher L``), wait, return output."""
-    config = write_config(tmp / "cfg")
+    """Start one process per env (``python [prefix] -m trainer DIGITS --launcher L``), wait, return output."""
     procs, logs = [], []
     for i, env in enumerate(envs):
         logs.append(tmp / f"proc{i}.log")
         with open(logs[-1], "w") as out:
-            procs.append(_start([*prefix, "-m", "trainer", config, "--launcher", launcher, "--work-dir", tmp / "wd"],
-                                env, out))
+            procs.append(_start([*prefix, "-m", "trainer", *DIGITS, "--launcher", launcher, "--work-dir",
+                                 tmp / "wd"], env, out))
     return _finish(procs, logs)
 
 

@@ -78,6 +78,34 @@ def test_resume_from_a_path_continues_from_it(runs):
     assert (runs["tmp"] / "other" / "epoch_2.pth").is_file()
 
 
+DIGITS_SHORT = """\
+_base_ = ['{repo}/configs/resnet/resnet18_1xb64_digits.py']
+# the main job without random augmentation (so that runs can be compared bit for bit), cut short
+train_dataloader = dict(dataset=dict(indices=256, pipeline=[dict(type='PackInputs')]))
+val_dataloader = dict(dataset=dict(indices=64))
+train_cfg = dict(max_epochs=2)
+"""
+KILLED = """\
+_base_ = ['./digits_short.py']
+custom_imports = dict(imports=['tests.support.tiny_components'], allow_failed_imports=False)
+custom_hooks = [dict(type='KillAfterEpochHook', epoch=1)]
+"""
+
+
+def test_main_job_resumes_after_a_kill_as_if_never_stopped(tmp_path):
+    """The real model, optimizer (SGD, Nesterov, weight decay) and schedules (iteration-based warm-up,
+    cosine): killed after epoch 1 and resumed, it ends with the weights of an uninterrupted run."""
+    config = write_config(tmp_path, DIGITS_SHORT.format(repo=REPO), name="digits_short.py")
+    killed = write_config(tmp_path, KILLED, name="digits_killed.py")
+    straight = _ok(run_trainer(config, "--work-dir", tmp_path / "straight"))
+    first = run_trainer(killed, "--work-dir", tmp_path / "split", "--resume")
+    assert first.returncode == -9 and (tmp_path / "split" / "epoch_1.pth").is_file(), first.stderr[-3000:]
+    resumed = _ok(run_trainer(config, "--work-dir", tmp_path / "split", "--resume"))
+    assert lines_with(resumed, "resumed epoch: 1, iter: 4")
+    assert not lines_with(resumed, "Epoch(train) [1]")
+    assert _digest(resumed) == _digest(straight)
+
+
 PROBED = TINY_CONFIG.replace("batch_size=8, num_workers=0", "batch_size=8, num_workers=1") + (
     "custom_hooks = [dict(type='ProbeHook')]\ntrain_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)\n")
 
