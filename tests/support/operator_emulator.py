@@ -29,7 +29,10 @@ What differs from a cluster, and why
 2. ``MASTER_PORT`` / ``PET_MASTER_PORT``: on a cluster every pod has its own network namespace; here
    all share one, so by default the master's ``pytorchjob-port`` (23456 when absent, as the
    operator's defaulter adds) is replaced by a free local port and two emulated jobs cannot clash.
-   ``master_port="manifest"`` keeps the manifest's.
+   ``master_port="manifest"`` keeps the manifest's. Sharing one host also means that every pod
+   sees the master's address as its own: what decides by "is this my address" (torchrun's c10d
+   rendezvous electing its store host) is not faithful here; the static rendezvous the operator's
+   variables set up is.
 3. Paths: a container sees its volumes at their ``mountPath`` (``/config``, ``/work_dirs``...).
    Creating those folders on this machine's ``/`` is not safe per test: they would outlive the run
    and be shared by concurrent runs. A private mount namespace (``unshare --mount`` + bind mounts)
@@ -78,7 +81,7 @@ Usage from a test::
     with OperatorEmulator(objects, workspace=tmp_path / "emu", pvc_root=tmp_path / "pvc") as emu:
         emu.start()
         emu.wait_until(lambda: (tmp_path / "pvc/shared/job/epoch_1.pth").exists(), timeout=120)
-        emu.kill("job-worker-0")
+        emu.kill("job-worker-0")      # or pause() (a hung node), delete_pod() (kubectl delete pod)
         assert emu.wait(timeout=300) == "Succeeded"
 
 From a shell: ``python -m tests.support.operator_emulator MANIFEST.yaml [--pvc-root DIR]``
@@ -88,6 +91,7 @@ From a shell: ``python -m tests.support.operator_emulator MANIFEST.yaml [--pvc-r
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -277,7 +281,7 @@ class Pod:
     Attributes:
         phase: ``Pending`` (not started yet), ``Running`` (also while waiting to restart),
             ``Succeeded`` or ``Failed``.
-        restarts: The kubelet's ``restartCount`` summed over this replica's pods.
+        restarts: The kubelet's ``restartCount``, summed over the pod's incarnations.
         recreations: Times the operator deleted and created the pod again (``ExitCode`` policy,
             :meth:`OperatorEmulator.delete_pod`).
         exit_codes: Every container exit in order, as Kubernetes reports it (128+N for signal N).
@@ -447,8 +451,6 @@ class OperatorEmulator:
                 return {}
             raise EmulatorError(f"ConfigMap {name!r} is not in the manifest (namespace "
                                 f"{self.namespace}); the pod would stay ContainerCreating")
-        import base64
-
         data = {k: str(v).encode() for k, v in (config_map.get("data") or {}).items()}
         data.update({k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()})
         for key in data:

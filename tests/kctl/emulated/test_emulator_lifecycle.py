@@ -3,12 +3,15 @@ backoffLimit, success rule, kills, deletions, no process left behind."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import time
 
 import pytest
+import yaml
 
-from tests.support.operator_emulator import EmulatorTimeout
+from tests.support.operator_emulator import REPO, EmulatorTimeout
 
 
 def job(master: str, worker: str | None = None, policy: str = "OnFailure",
@@ -163,3 +166,22 @@ def test_timeout_kills_everything(emulate):
         emulator.wait(timeout=1)
     assert time.monotonic() - started < 15
     assert emulator.leftover_processes() == []
+
+
+def test_command_line_runs_a_manifest_from_stdin(tmp_path):
+    manifest = yaml.safe_dump_all(job("print('hello from', os.environ['HOSTNAME'])"))
+    (tmp_path / "pvc" / "shared").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-",
+                          "--pvc-root", str(tmp_path / "pvc"), "--workspace", str(tmp_path / "ws"),
+                          "--timeout", "60"], input=manifest, cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "PyTorchJob t: Succeeded" in out.stdout
+    assert (tmp_path / "ws" / "logs" / "t-master-0.log").read_text() == "hello from t-master-0\n"
+
+    out = subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-",
+                          "--workspace", str(tmp_path / "ws2")], input=manifest, cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.startswith("operator_emulator: error: t-master-0: PersistentVolumeClaim "
+                                 "'shared' is neither in the manifest")
