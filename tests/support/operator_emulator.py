@@ -5,17 +5,17 @@ replica pod (``Master`` x1, ``Worker`` x(N-1)) becomes a local process tree runn
 container's ``command`` + ``args`` (the image's ENTRYPOINT/CMD where they are absent) with:
 
 - exactly the environment the operator injects (``PYTHONUNBUFFERED``, ``MASTER_ADDR``/``PORT``,
-  ``PET_MASTER_ADDR``/``PORT``, ``WORLD_SIZE`` = N x nprocPerNode, ``RANK`` = ``PET_NODE_RANK`` = node
-  index, ``PET_NPROC_PER_NODE``, ``PET_NNODES``; :func:`operator_env`), appended after the
+  ``PET_MASTER_ADDR``/``PORT``, ``WORLD_SIZE`` = N x nprocPerNode, ``RANK`` = ``PET_NODE_RANK`` =
+  node index, ``PET_NPROC_PER_NODE``, ``PET_NNODES``; :func:`operator_env`), appended after the
   container's own ``env`` so the operator's value wins on a repeated name, as with the kubelet;
   ``$(VAR)`` references in ``env``, ``command`` and ``args`` are expanded as Kubernetes does;
 - its volumes: a ConfigMap volume is materialised with its ``items`` (``key`` -> ``path``) layout
   (keys and paths checked as the API server does), a PersistentVolumeClaim is one folder shared by
   every pod (``pvc_root/<claimName>``), an ``emptyDir`` is a folder that lives as long as the pod
   (it survives container restarts, not pod re-creation);
-- the container's writable filesystem stood in by a fresh folder per container start, holding the
-  image's working directory, ``HOME`` and ``/tmp``: whatever is written outside a volume is lost on a
-  restart, and the pods do not share it, as on a cluster;
+- the container's writable filesystem stood in by a fresh folder per container start, holding
+  the image's working directory, ``HOME`` and ``/tmp``: whatever is written outside a volume is
+  lost on a restart, and the pods do not share it, as on a cluster;
 - the restart behaviour of its ``restartPolicy`` and the job's ``runPolicy`` (``backoffLimit``,
   ``activeDeadlineSeconds``), and the operator's rule for success: the job is Succeeded when the
   Master pod succeeds (all Workers when there is no Master).
@@ -157,7 +157,8 @@ class Image:
 
 
 class EmulatorError(Exception):
-    """The manifest cannot run here (or would not start on a cluster either); the message says why."""
+    """The manifest cannot run here (or would not start on a cluster either); the message says
+    why."""
 
 
 class EmulatorTimeout(EmulatorError):
@@ -179,8 +180,8 @@ def pod_name(job_name: str, replica_type: str, index: int) -> str:
 
 
 def _pytorch_container(spec: dict, replica_type: str) -> dict:
-    containers = spec["pytorchReplicaSpecs"][replica_type]["template"]["spec"].get("containers") or []
-    for container in containers:
+    template = spec["pytorchReplicaSpecs"][replica_type]["template"]
+    for container in template["spec"].get("containers") or []:
         if container.get("name") == CONTAINER_NAME:
             return container
     raise EmulatorError(f"{replica_type} has no container named {CONTAINER_NAME!r}; "
@@ -235,7 +236,8 @@ def operator_env(job: dict, replica_type: str, index: int) -> list[tuple[str, st
 
 
 def expand_refs(text: str, env: dict[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion: defined names are replaced, ``$$`` is ``$``, the rest stays."""
+    """Kubernetes' ``$(VAR)`` expansion: defined names are replaced, ``$$`` is ``$``, the rest
+    stays as it is."""
     def replace(match: re.Match) -> str:
         if match.group(0) == "$$":
             return "$"
@@ -350,11 +352,13 @@ class OperatorEmulator:
                  grace_period: int = 5, host_gpus: int | None = None):
         jobs = [o for o in objects if o.get("kind") == "PyTorchJob"]
         if len(jobs) != 1:
-            raise EmulatorError(f"the manifest holds {len(jobs)} PyTorchJobs; exactly one is emulated")
+            raise EmulatorError(f"the manifest holds {len(jobs)} PyTorchJobs; the emulator runs "
+                                "exactly one")
         self.job = jobs[0]
         self.name = self.job["metadata"]["name"]
         self.namespace = self.job["metadata"].get("namespace", "default")
-        self.config_maps = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "ConfigMap"
+        self.config_maps = {o["metadata"]["name"]: o for o in objects
+                            if o.get("kind") == "ConfigMap"
                             and o["metadata"].get("namespace", "default") == self.namespace}
         self.claims = [o["metadata"]["name"] for o in objects
                        if o.get("kind") == "PersistentVolumeClaim"]
@@ -381,6 +385,8 @@ class OperatorEmulator:
 
     @classmethod
     def from_yaml(cls, text: str, workspace, **options) -> "OperatorEmulator":
+        """The emulator of a multi-document YAML manifest (what ``kctl train --dry-run``
+        prints)."""
         return cls(load_manifest(text), workspace, **options)
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -452,7 +458,8 @@ class OperatorEmulator:
             raise EmulatorError(f"ConfigMap {name!r} is not in the manifest (namespace "
                                 f"{self.namespace}); the pod would stay ContainerCreating")
         data = {k: str(v).encode() for k, v in (config_map.get("data") or {}).items()}
-        data.update({k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()})
+        binary = config_map.get("binaryData") or {}
+        data.update({k: base64.b64decode(v) for k, v in binary.items()})
         for key in data:
             if not _CONFIGMAP_KEY.match(key):
                 raise EmulatorError(f"ConfigMap {name!r}: key {key!r} is not a valid ConfigMap key "
@@ -531,7 +538,8 @@ class OperatorEmulator:
         return value
 
     def container_env(self, pod: Pod) -> list[tuple[str, str]]:
-        """The container's ``env`` as the kubelet sees it: the user's entries, then the operator's."""
+        """The container's ``env`` as the kubelet sees it: the user's entries, then the
+        operator's."""
         user = []
         for entry in pod.container.get("env") or []:
             if "value" in entry or "valueFrom" not in entry:
@@ -582,7 +590,8 @@ class OperatorEmulator:
         """What the image and the runtime provide before the container's own variables
         (deviations 4 and 5)."""
         return {"PATH": f"{self.image.bin_dir}:{_BASE_PATH}", "HOSTNAME": pod.name,
-                "HOME": self.local_path(pod, self.image.home), "TMPDIR": self.local_path(pod, "/tmp"),
+                "HOME": self.local_path(pod, self.image.home),
+                "TMPDIR": self.local_path(pod, "/tmp"),
                 **dict(self.image.env), "PYTHONPATH": str(self.image.python_path),
                 "CUDA_VISIBLE_DEVICES": ",".join(map(str, pod.gpus))}
 
@@ -861,7 +870,8 @@ class OperatorEmulator:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def report(self, tail: int = 15) -> str:
-        """Job phase, conditions and per pod status with the end of its log, for failure messages."""
+        """Job phase, conditions and each pod's status with the end of its log (for failure
+        messages)."""
         lines = [f"PyTorchJob {self.name}: {self.phase}"]
         lines += [f"  {c.type}: {c.reason}: {c.message}" for c in self.conditions]
         for pod in self.pods.values():

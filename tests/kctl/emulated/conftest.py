@@ -11,7 +11,8 @@ from tests.support.operator_emulator import REPO, OperatorEmulator, load_manifes
 
 
 def render_train(*args: str) -> list[dict]:
-    """The objects ``kctl train ARGS --dry-run`` prints (the real command line, run from the repo)."""
+    """The objects ``kctl train --dry-run ARGS`` prints (the real command line, run from the
+    repository)."""
     out = subprocess.run([sys.executable, "-m", "kctl", "train", "--dry-run", *args], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

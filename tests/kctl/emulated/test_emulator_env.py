@@ -196,10 +196,11 @@ def test_rendered_mounts_items_and_paths(emulate, tmp_path):
 
     # the work dir is on the claim, shared by both pods; emptyDirs are each pod's own
     work_dir = container["command"][container["command"].index("--work-dir") + 1]
-    local_work_dir = tmp_path / "pvc" / volumes["work-dir"]["persistentVolumeClaim"]["claimName"] / \
-        work_dir[len(mounts["work-dir"]) + 1:]
+    claim = volumes["work-dir"]["persistentVolumeClaim"]["claimName"]
+    local_work_dir = tmp_path / "pvc" / claim / work_dir[len(mounts["work-dir"]) + 1:]
     assert str(local_work_dir) in master.argv and str(local_work_dir) in worker.argv
-    assert emulator.local_path(master, mounts["dshm"]) != emulator.local_path(worker, mounts["dshm"])
+    shm = mounts["dshm"]
+    assert emulator.local_path(master, shm) != emulator.local_path(worker, shm)
     # the image's working directory and HOME are the container's own, not this machine's
     assert master.cwd.is_relative_to(master.rootfs) and master.cwd.is_dir()
     assert master.env["HOME"].startswith(str(master.rootfs))
