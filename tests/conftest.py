@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.helm",
     "tests.support.slurm",
     "tests.support.trainer_runtime",
+    "tests.support.tiny_job",
 ]

@@ -1,0 +1,82 @@
+"""One job, every target: the same config and seed, 2 CPU ranks (gloo), end with bit-identical
+weights however they are launched.
+
+The job is :mod:`tests.support.tiny_job`'s (2 epochs of the digits demo, cut down). The reference
+is ``kctl run --gpus 2`` (the ``tiny_reference`` fixture, trained once per session); each other
+launch must print the same ``final_weights_sha256`` on both ranks and leave an ``epoch_2.pth``
+whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
+
+- ``kctl run`` on two "nodes" of one rank each (static rendezvous on localhost);
+- ``kctl slurm-script --gpus 0 --ntasks 2`` on the local Slurm cluster (marker ``slurm``);
+- ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
+- the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.local_launch import free_port, launch_env
+from tests.support.operator_emulator import OperatorEmulator
+from tests.support.tiny_job import (CONFIG, EPOCHS, RANKS, TIMEOUT, TRAINER_ARGS, Watched,
+                                    assert_finished_exactly, assert_same_answer, final_weights,
+                                    helm_manifest, pods, resumed_points, slurm_script, train_manifest,
+                                    work_dir_on_claim)
+
+
+def test_the_reference_ran_once_on_both_ranks(tiny_reference):
+    assert len(final_weights(tiny_reference.log)) == RANKS
+    assert tiny_reference.log.count("Saving checkpoint at") == EPOCHS
+    assert resumed_points(tiny_reference.log) == []
+
+
+def test_kctl_run_on_two_nodes(tiny_reference, tmp_path):
+    work = tmp_path / "work"
+    port = str(free_port())
+    nodes = [Watched.kctl("run", CONFIG, "--gpus", "1", "--work-dir", str(work), "--", *TRAINER_ARGS,
+                          env=launch_env(NNODES="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                                         PORT=port))
+             for rank in range(2)]
+    codes = [node.wait(TIMEOUT) for node in nodes]
+    assert codes == [0, 0], "\n".join(node.output[-2000:] for node in nodes)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, "\n".join(node.output for node in nodes), work)
+
+
+@pytest.mark.slurm
+def test_slurm_two_tasks(tiny_reference, slurm_cluster, tmp_path):
+    work = tmp_path / "work"
+    job_id = slurm_script(slurm_cluster.partition, work, "--submit").stdout.strip()
+    job = slurm_cluster.wait(job_id, timeout=TIMEOUT)
+    log = (work / f"slurm-{job_id}.out").read_text()
+    assert job["JobState"] == "COMPLETED", log[-3000:]
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+def _emulate(objects, tmp_path):
+    pvc_root = tmp_path / "pvc"
+    (pvc_root / "shared").mkdir(parents=True)
+    with OperatorEmulator(objects, tmp_path / "emu", pvc_root=pvc_root) as emulator:
+        emulator.start()
+        phase = emulator.wait(timeout=TIMEOUT)
+        assert phase == "Succeeded", emulator.report()
+        restarts = [(p.restarts, p.recreations) for p in emulator.pods.values()]
+        log = "\n".join(emulator.all_logs(pod) for pod in pods(objects))
+    assert emulator.leftover_processes() == []
+    assert restarts == [(0, 0), (0, 0)]
+    return log, work_dir_on_claim(objects, pvc_root)
+
+
+def test_kctl_train_pytorchjob(tiny_reference, tmp_path):
+    objects = train_manifest("tiny")
+    log, work = _emulate(objects, tmp_path)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+def test_helm_chart_pytorchjob(tiny_reference, helm_bin, tmp_path):
+    objects = helm_manifest(helm_bin, "tiny", tmp_path)
+    log, work = _emulate(objects, tmp_path)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)

@@ -1,0 +1,301 @@
+"""One small training job that every launcher runs, that faults interrupt, and whose results are
+compared (issue 6: "nothing lost, same answer everywhere").
+
+The job: the digits demo config cut to 2 epochs over 256 training images, 16 images per rank and
+step, 2 ranks on CPU (gloo): 8 iterations per epoch, a log line per iteration, no validation. Used
+by tests/kctl/test_every_target.py, tests/kctl/faults/, tests/kctl/slurm/test_preemption.py and
+bench/fault_report.py. The session fixture ``tiny_reference`` trains it once, uninterrupted, with
+``kctl run --gpus 2``: the answer every other launch must reproduce bit for bit.
+
+Same answer needs the same compute threads per rank (a CPU job's floating-point sums depend on
+them): one everywhere here. torchrun gives each of several ranks one; ``launch_env`` sets
+``OMP_NUM_THREADS=1`` for the single-rank nodes of ``kctl run``; ``kctl slurm-script
+--cpus-per-task 1`` and ``kctl train --cpu 1`` (chart: ``cpu: 1``) set it for their ranks.
+
+Nothing here imports torch: checkpoints are compared in a subprocess
+(:func:`compare_checkpoints`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.local_launch import REPO, WEIGHTS_LINE, Watched, descendants, launch_env
+
+CONFIG = "configs/resnet/resnet18_1xb64_digits.py"
+EPOCHS = 2
+RANKS = 2
+ITERS_PER_EPOCH = 8  # 256 images / (2 ranks x 16)
+TOTAL_ITERS = EPOCHS * ITERS_PER_EPOCH
+TRAINER_ARGS = (
+    "--no-validate", "--cfg-options", f"train_cfg.max_epochs={EPOCHS}",
+    "train_dataloader.dataset.indices=256", "train_dataloader.batch_size=16",
+    "optim_wrapper.optimizer.lr=0.02", "default_hooks.logger.interval=1")
+#: Seconds any one launch of the job may take (2 cores shared with other work).
+TIMEOUT = 600
+
+ITER_LINE = re.compile(r"Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]")
+PREEMPTED_LINE = re.compile(r"trainer: preempted at epoch=(\d+) iter=(\d+), saved (\S+)")
+RESUMED_LINE = re.compile(r"trainer: resumed from (\S+) at epoch=(\d+) iter=(\d+)")
+#: mmengine's own line, the only one before the trainer printed RESUMED_LINE.
+MMENGINE_RESUMED_LINE = re.compile(r"resumed epoch: (\d+), iter: (\d+)")
+
+
+# -- reading logs ---------------------------------------------------------------------------------
+
+def last_iteration(log: str) -> int:
+    """The global iteration (1-based, over all epochs) of the last ``Epoch(train)`` line; 0 if none."""
+    found = list(ITER_LINE.finditer(log))
+    if not found:
+        return 0
+    epoch, i, per_epoch = (int(g) for g in found[-1].groups())
+    return (epoch - 1) * per_epoch + i
+
+
+def final_weights(log: str) -> dict[int, str]:
+    """``{rank: sha256}`` of the ``final_weights_sha256`` lines."""
+    return {int(m[1]): m[2] for m in WEIGHTS_LINE.finditer(log)}
+
+
+@dataclass(frozen=True)
+class Point:
+    """A place in training: ``iteration`` iterations done (over all epochs), ``epoch`` epochs
+    done; ``path`` the checkpoint that holds it, where the line names one."""
+
+    epoch: int
+    iteration: int
+    path: str | None = None
+
+
+def resumed_points(log: str) -> list[Point]:
+    """Where each resumed run started: the trainer's ``resumed from`` lines, else mmengine's."""
+    points = [Point(int(m[2]), int(m[3]), m[1]) for m in RESUMED_LINE.finditer(log)]
+    return points or [Point(int(m[1]), int(m[2])) for m in MMENGINE_RESUMED_LINE.finditer(log)]
+
+
+def preempted_points(log: str) -> list[Point]:
+    """The trainer's ``preempted at ... saved PATH`` lines."""
+    return [Point(int(m[1]), int(m[2]), m[3]) for m in PREEMPTED_LINE.finditer(log)]
+
+
+# -- work dirs and checkpoints -------------------------------------------------------------------
+
+def saved_epochs(work_dir: Path) -> list[int]:
+    """N of every ``epoch_N.pth`` in ``work_dir``, sorted."""
+    return sorted(int(p.name[6:-4]) for p in Path(work_dir).glob("epoch_*.pth"))
+
+
+def last_checkpoint(work_dir: Path) -> str | None:
+    """The name of the checkpoint ``last_checkpoint`` points at, or None."""
+    try:
+        return Path(Path(work_dir, "last_checkpoint").read_text().strip()).name
+    except OSError:
+        return None
+
+
+def assert_finished_exactly(work_dir: Path) -> None:
+    """Training ran to the configured last epoch and not beyond; the pointer names it."""
+    epochs = saved_epochs(work_dir)
+    assert epochs and epochs[-1] == EPOCHS, f"checkpoints in {work_dir}: {epochs}"
+    assert last_checkpoint(work_dir) == f"epoch_{EPOCHS}.pth"
+
+
+_COMPARE = r"""
+import json, sys, torch
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+reference = weights(sys.argv[1])
+report = {}
+for path in sys.argv[2:]:
+    other = weights(path)
+    keys = sorted(set(reference) | set(other))
+    report[path] = [k for k in keys if k not in reference or k not in other
+                    or not torch.equal(reference[k], other[k])]
+report["tensors"] = len(reference)
+print(json.dumps(report))
+"""
+
+
+def compare_checkpoints(reference: Path, *others: Path) -> dict[str, list[str]]:
+    """``{str(path): keys that differ}`` between the ``state_dict`` of ``reference`` and of each
+    of ``others`` (every tensor compared with ``torch.equal``; a key missing on one side
+    differs); ``"tensors"`` holds how many tensors the reference has. Runs in a subprocess."""
+    proc = subprocess.run([sys.executable, "-c", _COMPARE, str(reference), *map(str, others)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def assert_same_answer(reference: "Reference", log: str, work_dir: Path) -> None:
+    """Every rank's final weights and the final checkpoint's tensors equal the reference's."""
+    assert final_weights(log) == {rank: reference.sha for rank in range(RANKS)}, (
+        f"reference {reference.sha}; {final_weights(log)}")
+    report = compare_checkpoints(reference.checkpoint, Path(work_dir) / f"epoch_{EPOCHS}.pth")
+    assert report.pop("tensors") > 0
+    assert report == {str(Path(work_dir) / f"epoch_{EPOCHS}.pth"): []}
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+def pick_fault(name: str, seed: int | None = None, first: int = ITERS_PER_EPOCH + 1,
+               last: int = TOTAL_ITERS - 1) -> tuple[int, int]:
+    """(iteration, rank) for a fault in ``name``: ``random.Random`` seeded with ``seed`` (env
+    ``KCTL_FAULT_SEED``, default 6) and ``name``; the iteration in ``first..last`` (by default the
+    second epoch, so there is an epoch checkpoint to resume from), printed for the test output."""
+    if seed is None:
+        seed = int(os.environ.get("KCTL_FAULT_SEED", "6"))
+    rng = random.Random(f"{seed}-{name}")
+    iteration, rank = rng.randint(first, last), rng.randrange(RANKS)
+    print(f"fault {name}: seed {seed}: after iteration {iteration} of {TOTAL_ITERS}, rank {rank}")
+    return iteration, rank
+
+
+def wait_for_iteration(read_log, iteration: int, timeout: float = TIMEOUT, poll=None) -> int:
+    """Poll ``read_log()`` until the log shows ``iteration`` done; return the iteration seen.
+    ``poll()`` runs every round (e.g. the emulator's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if poll is not None:
+            poll()
+        seen = last_iteration(read_log())
+        if seen >= iteration:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"iteration {iteration} not reached in {timeout}s; log:\n"
+                                 f"{read_log()[-3000:]}")
+        time.sleep(0.05)
+
+
+def trainer_pids(root: int) -> list[int]:
+    """Processes below ``root`` that run ``python -m trainer``."""
+    found = []
+    for pid in descendants(root):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-m" in argv and argv[argv.index(b"-m") + 1:argv.index(b"-m") + 2] == [b"trainer"]:
+            found.append(pid)
+    return found
+
+
+# -- launching ------------------------------------------------------------------------------------
+
+def kctl_run(work_dir: Path, *flags: str, **env: str) -> Watched:
+    """``kctl run CONFIG --gpus 2 --work-dir WORK_DIR FLAGS -- TRAINER_ARGS`` (CPU ranks)."""
+    return Watched.kctl("run", CONFIG, "--gpus", "2", "--work-dir", str(work_dir), *flags, "--",
+                        *TRAINER_ARGS, env=launch_env(**env))
+
+
+def train_manifest(name: str, *flags: str) -> list[dict]:
+    """``kctl train CONFIG --nodes 2 --gpus 0 --cpu 1 --work-dir-pvc shared --name NAME FLAGS
+    --dry-run -- TRAINER_ARGS``: two pods of one CPU rank each."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kctl", "train", CONFIG, "--nodes", "2", "--gpus", "0", "--cpu", "1",
+         "--work-dir-pvc", "shared", "--name", name, *flags, "--dry-run", "--", *TRAINER_ARGS],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def helm_manifest(helm: Path, release: str, folder: Path) -> list[dict]:
+    """``helm template RELEASE charts/kctl -f VALUES``: the job's config tree, 2 nodes, a
+    work-dir claim the chart creates, ``cpu: 1``, the trainer arguments."""
+    from kctl.configfiles import collect
+
+    tree = collect(REPO / CONFIG)
+    values = folder / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "configName": tree.main,
+        "configFiles": {rel: path.read_text() for rel, path in tree.files.items()},
+        "nodes": 2, "cpu": 1, "workDirSize": "1Gi", "trainerArgs": list(TRAINER_ARGS)}))
+    home = folder / "helm-home"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+           "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
+           "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(home / "no-kubeconfig")}
+    proc = subprocess.run([str(helm), "template", release, str(REPO / "charts" / "kctl"),
+                           "-f", str(values)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def job_of(objects: list[dict]) -> dict:
+    return next(o for o in objects if o["kind"] == "PyTorchJob")
+
+
+def work_dir_on_claim(objects: list[dict], pvc_root: Path) -> Path:
+    """Where the pods' ``--work-dir`` is under the emulator's claim folders."""
+    spec = job_of(objects)["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    container = spec["containers"][0]
+    command = container["command"] + container.get("args", [])
+    work_dir = command[command.index("--work-dir") + 1]
+    for mount in container["volumeMounts"]:
+        if work_dir.startswith(mount["mountPath"].rstrip("/") + "/"):
+            volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            return pvc_root / claim / work_dir[len(mount["mountPath"]):].lstrip("/")
+    raise AssertionError(f"--work-dir {work_dir} is on no volume")
+
+
+def pods(objects: list[dict]) -> tuple[str, str]:
+    """Names of the master and the worker pod: ranks 0 and 1 (one rank per pod)."""
+    name = job_of(objects)["metadata"]["name"]
+    return f"{name}-master-0", f"{name}-worker-0"
+
+
+def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny"
+                 ) -> subprocess.CompletedProcess:
+    """``kctl slurm-script --gpus 0 --ntasks 2 --cpus-per-task 1 FLAGS PARTITION JOB_NAME CONFIG
+    WORK_DIR TRAINER_ARGS`` from the repository root."""
+    argv = [sys.executable, "-m", "kctl", "slurm-script", "--gpus", "0", "--ntasks", "2",
+            "--cpus-per-task", "1", "--python", sys.executable, *flags, partition, job_name,
+            CONFIG, str(work_dir), *TRAINER_ARGS]
+    proc = subprocess.run(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+# -- the reference --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reference:
+    """The uninterrupted run: its work dir, output, final weights' sha256 and last checkpoint."""
+
+    work_dir: Path
+    log: str
+    sha: str
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.work_dir / f"epoch_{EPOCHS}.pth"
+
+
+def train_reference(work_dir: Path) -> Reference:
+    """Train the job with ``kctl run --gpus 2``, uninterrupted; check it ran to the end."""
+    run = kctl_run(work_dir)
+    code = run.wait(TIMEOUT)
+    assert code == 0, run.output[-3000:]
+    shas = set(final_weights(run.output).values())
+    assert len(final_weights(run.output)) == RANKS and len(shas) == 1, run.output[-3000:]
+    assert_finished_exactly(work_dir)
+    return Reference(work_dir=work_dir, log=run.output, sha=shas.pop())
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory) -> Reference:
+    """The job trained once, uninterrupted, by ``kctl run --gpus 2``."""
+    return train_reference(tmp_path_factory.mktemp("reference") / "work")
