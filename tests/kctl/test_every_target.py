@@ -20,8 +20,8 @@ from tests.support.local_launch import free_port, launch_env
 from tests.support.operator_emulator import OperatorEmulator
 from tests.support.tiny_job import (CONFIG, EPOCHS, RANKS, TIMEOUT, TRAINER_ARGS, Watched,
                                     assert_finished_exactly, assert_same_answer, final_weights,
-                                    helm_manifest, pods, resumed_points, slurm_script, train_manifest,
-                                    work_dir_on_claim)
+                                    helm_manifest, pods, resumed_points, slurm_script,
+                                    train_manifest, work_dir_on_claim)
 
 
 def test_the_reference_ran_once_on_both_ranks(tiny_reference):
@@ -33,9 +33,9 @@ def test_the_reference_ran_once_on_both_ranks(tiny_reference):
 def test_kctl_run_on_two_nodes(tiny_reference, tmp_path):
     work = tmp_path / "work"
     port = str(free_port())
-    nodes = [Watched.kctl("run", CONFIG, "--gpus", "1", "--work-dir", str(work), "--", *TRAINER_ARGS,
-                          env=launch_env(NNODES="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                                         PORT=port))
+    nodes = [Watched.kctl("run", CONFIG, "--gpus", "1", "--work-dir", str(work), "--",
+                          *TRAINER_ARGS, env=launch_env(NNODES="2", NODE_RANK=str(rank),
+                                                        MASTER_ADDR="127.0.0.1", PORT=port))
              for rank in range(2)]
     codes = [node.wait(TIMEOUT) for node in nodes]
     assert codes == [0, 0], "\n".join(node.output[-2000:] for node in nodes)

@@ -55,7 +55,7 @@ MMENGINE_RESUMED_LINE = re.compile(r"resumed epoch: (\d+), iter: (\d+)")
 # -- reading logs ---------------------------------------------------------------------------------
 
 def last_iteration(log: str) -> int:
-    """The global iteration (1-based, over all epochs) of the last ``Epoch(train)`` line; 0 if none."""
+    """The global iteration (1-based, over all epochs) of the last ``Epoch(train)`` line, or 0."""
     found = list(ITER_LINE.finditer(log))
     if not found:
         return 0
