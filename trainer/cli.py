@@ -12,6 +12,7 @@ import os
 import sys
 
 from trainer.errors import TrainerError
+from trainer.preemption import Preempted
 
 DESCRIPTION = "Train a model (MMPretrain's tools/train.py on mmengine's Runner; CPU or GPU)."
 
@@ -28,7 +29,11 @@ environment variables:
                       unpickled besides work_dir and --resume PATH; other checkpoints load weights-only
   TRAINER_DEBUG=1     show the Python traceback of an unexpected error instead of one line
 
-exit status: 0 done, 1 failed, 2 bad command line, config options or launch environment.
+SIGTERM or SIGINT stops training after the current iteration: rank 0 saves a checkpoint and every rank
+exits with status 143 (run again with --resume to continue exactly where it stopped).
+
+exit status: 0 done, 1 failed, 2 bad command line, config options or launch environment, 143 preempted
+(checkpoint saved: retry with --resume), 130 interrupted (a second SIGINT).
 """ % os.pathsep
 
 
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
     except TrainerError as err:
         sys.stderr.write(f"trainer: error: {err}\n")
         return err.exit_code
+    except Preempted as stop:
+        return stop.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # an unexpected failure: still one line unless TRAINER_DEBUG is set

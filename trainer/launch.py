@@ -27,6 +27,8 @@ DEFAULT_MASTER_PORT = 29500
 SLURM_PORT_BASE = 20000
 SLURM_PORT_SPAN = 10000
 
+_flag_group = None  # a gloo group for any_rank() where the default group is not gloo (nccl)
+
 
 @dataclass(frozen=True)
 class LaunchInfo:
@@ -200,4 +202,20 @@ def init_process_group(info: LaunchInfo, dist_cfg: dict | None = None) -> tuple[
     export_env(info)
     torch.distributed.init_process_group(backend=backend, init_method="env://", rank=info.rank,
                                          world_size=info.world_size, **dist_cfg)
+    global _flag_group
+    _flag_group = None if backend == "gloo" else torch.distributed.new_group(backend="gloo")
     return backend, device
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank: the same answer on every rank, which must all call this
+    together (an all-reduce of one integer over gloo, ~0.2 ms on one host). Just ``flag`` when not
+    distributed.
+    """
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, group=_flag_group)
+    return bool(value.item())

@@ -1,7 +1,8 @@
-"""One training run: config + flags -> checks -> process group -> mmengine Runner -> ``runner.train()``.
+"""One training run: config + flags -> checks -> process group -> the trainer's Runner -> ``runner.train()``.
 
 Everything that can be wrong with the command line, the config or the launch environment is checked
-before torch is imported, the process group started or ``work_dir`` created.
+before torch is imported, the process group started or ``work_dir`` created. From then on, SIGTERM and
+SIGINT stop the run at the end of an iteration with a checkpoint (:mod:`trainer.preemption`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os.path as osp
 import warnings
 
+from trainer import preemption
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
@@ -28,16 +30,15 @@ def train(args) -> None:
     check_vis_backends(cfg)
     info = read_launch_env(args.launcher)
     requested_dtype()  # a bad TRAINER_AMP_DTYPE is reported before anything starts
+    preemption.install()
 
     import torch
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
     from trainer.amp import configure_amp
     from trainer.checkpoint import install_trusted_loader
     from trainer.launch import init_process_group
-    from trainer.registry import register_all_modules
-    from trainer.report import amp_line, start_line
+    from trainer.registry import RUNNERS, register_all_modules
+    from trainer.report import amp_line, emit, start_line
 
     register_all_modules()  # the components, and the runtime's hooks and optimizer wrappers
     import_custom_modules(cfg)
@@ -47,16 +48,17 @@ def train(args) -> None:
         warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator")
 
     backend, device = init_process_group(info, cfg.get("env_cfg", {}).get("dist_cfg"))
-    print(start_line(info, backend, device), flush=True)
-    print(amp_line(dtype), flush=True)
+    emit(start_line(info, backend, device))
+    emit(amp_line(dtype))
     if info.distributed:
         configure_ddp(cfg, cuda)
+    configure_runtime(cfg)
     add_runtime_hooks(cfg)
 
     resume_path = args.resume if args.resume not in (None, "auto") else None
     install_trusted_loader([cfg.work_dir] + ([resume_path] if resume_path else []) + trusted_paths_from_env())
     try:
-        runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
         runner.train()
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -84,11 +86,24 @@ def configure_ddp(cfg, cuda: bool) -> None:
     cfg.custom_hooks = hooks
 
 
+def configure_runtime(cfg) -> None:
+    """Make the trainer's ``Runner`` (:mod:`trainer.runner`) the runner unless the config names a
+    ``runner_type``, and its ``EpochBasedTrainLoop`` (:mod:`trainer.loops`) the loop of an epoch-based
+    ``train_cfg`` that names no ``type``."""
+    cfg.setdefault("runner_type", "Runner")
+    train_cfg = cfg.get("train_cfg")
+    if isinstance(train_cfg, dict) and "type" not in train_cfg and train_cfg.get("by_epoch", False):
+        train_cfg.pop("by_epoch")
+        train_cfg.type = "EpochBasedTrainLoop"
+
+
 def add_runtime_hooks(cfg) -> None:
-    """Add the hooks that print the contract lines (:mod:`trainer.hooks`) to ``custom_hooks``."""
+    """Add the runtime's hooks (:mod:`trainer.hooks`) to ``custom_hooks``: the contract lines
+    (``FinalWeightsHook``, ``ScaledLrLogHook``), preemption (``PreemptionHook``) and per-iteration seeding
+    (``IterationSeedHook``)."""
     base_lr = cfg.get("optim_wrapper", {}).get("optimizer", {}).get("lr")
     hooks = list(cfg.get("custom_hooks") or [])
-    hooks.append(dict(type="FinalWeightsHook"))
+    hooks += [dict(type="FinalWeightsHook"), dict(type="PreemptionHook"), dict(type="IterationSeedHook")]
     if base_lr is not None:
         hooks.append(dict(type="ScaledLrLogHook", base_lr=base_lr))
     cfg.custom_hooks = hooks

@@ -159,6 +159,10 @@ def apply_args(cfg, args) -> None:
         if cfg.get(field, None) is not None and not cfg[field].get("num_workers", 0):
             cfg[field].persistent_workers = False
 
+    if args.launcher != "none":
+        for field in ("val_evaluator", "test_evaluator"):
+            gather_over_process_group(cfg.get(field, None))
+
     if args.auto_scale_lr:
         scale = cfg.get("auto_scale_lr")
         if not isinstance(scale, dict) or "base_batch_size" not in scale:
@@ -169,6 +173,23 @@ def apply_args(cfg, args) -> None:
         wrapper_type = cfg.get("optim_wrapper", {}).get("type", "OptimWrapper")
         if wrapper_type not in ("OptimWrapper", "AmpOptimWrapper"):
             raise UsageError(f"--amp does not support the custom optimizer wrapper type {wrapper_type!r}")
+
+
+def gather_over_process_group(evaluator) -> None:
+    """Make the metrics of ``evaluator`` (a metric config, a list of them, or an ``Evaluator`` config
+    with ``metrics``) gather the ranks' results through the process group (``collect_device='gpu'``,
+    an ``all_gather_object`` that gloo does too), unless a metric names its ``collect_device`` or
+    ``collect_dir``.
+
+    mmengine's default (``'cpu'``) passes the results through files in ``./.dist_test``, which only works
+    when every rank has the same working directory on a shared filesystem: not the case for ranks on
+    different nodes.
+    """
+    if isinstance(evaluator, dict) and "metrics" in evaluator:
+        evaluator = evaluator["metrics"]
+    for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+        if isinstance(metric, dict) and "collect_dir" not in metric:
+            metric.setdefault("collect_device", "gpu")
 
 
 def check_data_paths(cfg) -> None:

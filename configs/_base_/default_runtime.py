@@ -8,7 +8,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     # step the learning-rate schedule
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # save epoch_<N>.pth every epoch, keep the last 3, and always keep the latest (last_checkpoint)
+    # save epoch_<N>.pth every epoch, keep the last 3, and always keep the latest (last_checkpoint);
+    # written crash-safe, and --resume falls back to the previous one if the latest is unreadable:
+    # keep at least 2
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     # give the distributed sampler the epoch, so every epoch is shuffled differently
     sampler_seed=dict(type='DistSamplerSeedHook'),

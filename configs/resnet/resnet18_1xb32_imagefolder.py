@@ -47,7 +47,9 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # order and augmentation are functions of (seed, epoch, sample): a resumed run, even one stopped
+    # mid-epoch, trains on exactly what the uninterrupted run would have
+    sampler=dict(type='ResumableSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=64,

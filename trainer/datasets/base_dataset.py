@@ -21,7 +21,12 @@ class BaseDataset(_MMEngineBaseDataset):
     """Base of the classification datasets.
 
     Every sample is a dict (``img_path`` or ``img``, ``gt_label`` ...) that the ``pipeline`` turns into
-    model inputs. Class names live in ``metainfo['classes']``.
+    model inputs. Class names live in ``metainfo['classes']``. When the index comes from
+    :class:`trainer.datasets.ResumableSampler` (a :class:`~trainer.datasets.samplers.SampleIndex`), the
+    sample gets ``rng = numpy.random.default_rng([seed, epoch, index])``, the random source of the
+    pipeline's random transforms: augmentation is then a function of (seed, epoch, sample), the same
+    in any DataLoader worker and after a resume. (A sample the pipeline drops is replaced by a random
+    other one, drawn as mmengine does, without this key.)
 
     Args:
         ann_file (str): Annotation file, relative to ``data_root``. Defaults to ''.
@@ -70,6 +75,14 @@ class BaseDataset(_MMEngineBaseDataset):
             test_mode=test_mode,
             lazy_init=lazy_init,
             max_refetch=max_refetch)
+
+    def prepare_data(self, idx) -> dict:
+        """Sample ``idx`` after the pipeline; with its ``rng`` when ``idx`` carries seed and epoch."""
+        data_info = self.get_data_info(int(idx))
+        rng_key = getattr(idx, "rng_key", None)
+        if rng_key is not None:
+            data_info["rng"] = np.random.default_rng(rng_key)
+        return self.pipeline(data_info)
 
     @property
     def img_prefix(self) -> str:

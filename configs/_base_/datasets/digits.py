@@ -22,7 +22,9 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=0,
     dataset=dict(type=dataset_type, split='train', pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # order and augmentation are functions of (seed, epoch, sample): a resumed run, even one stopped
+    # mid-epoch, trains on exactly what the uninterrupted run would have
+    sampler=dict(type='ResumableSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=128,

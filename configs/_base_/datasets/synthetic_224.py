@@ -21,7 +21,9 @@ train_dataloader = dict(
     persistent_workers=True,
     dataset=dict(type=dataset_type, num_samples=25600, image_size=224, num_classes=1000, seed=0,
                  pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # order and augmentation are functions of (seed, epoch, sample): a resumed run, even one stopped
+    # mid-epoch, trains on exactly what the uninterrupted run would have
+    sampler=dict(type='ResumableSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=64,

@@ -1,0 +1,242 @@
+"""``Runner``: mmengine's Runner with crash-safe checkpoints, a resume that survives a bad checkpoint and
+continues an interrupted epoch exactly, and validation that works across nodes.
+
+Registered in the trainer's ``RUNNERS`` under mmengine's name; :func:`trainer.run.configure_runtime` makes
+it the runner of every run whose config names no other ``runner_type``.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path as osp
+
+from mmengine.dist import all_gather_object, broadcast_object_list
+from mmengine.evaluator import Evaluator
+from mmengine.fileio import LocalBackend, get_file_backend, join_path
+from mmengine.hooks import CheckpointHook as MMCheckpointHook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner as MMRunner
+
+from trainer.checkpoint import (UnreadableCheckpoint, commit, discard, numbered_files, read_checkpoint,
+                                read_pointer, remove_temporaries, temporary_name)
+from trainer.errors import TrainerError
+from trainer.hooks import PREEMPTED_TEMPLATE
+from trainer.launch import any_rank
+from trainer.loops import EpochBasedTrainLoop
+from trainer.registry import RUNNERS
+from trainer.report import emit, resumed_line
+
+
+class CheckpointSaveError(TrainerError):
+    """A checkpoint could not be written (disk full, read-only or missing directory ...)."""
+
+
+@RUNNERS.register_module()
+class Runner(MMRunner):
+    """mmengine's ``Runner`` (same arguments) with:
+
+    - **Crash-safe checkpoints** (:meth:`save_checkpoint`): rank 0 writes the file under a temporary
+      name in its directory, flushes it to disk and renames it; a process killed at any moment leaves
+      the previous checkpoints intact. Every rank waits until the file is in place. A failed write
+      (disk full, read-only ``work_dir``) stops the run on every rank with one error line
+      (:class:`CheckpointSaveError`, exit status 1) and leaves the previous checkpoints as they were.
+    - **A resume that survives a bad checkpoint** (:meth:`load_or_resume`): ``--resume`` tries the
+      checkpoints of the run newest first (``epoch_<N>.pth``, ``iter_<N>.pth``, the one
+      ``last_checkpoint`` names); one that cannot be read is reported in one warning line and the
+      previous one is used.
+    - **Exact mid-epoch resume** with :class:`trainer.loops.EpochBasedTrainLoop`: checkpoints record
+      the position within the epoch and, in distributed runs, every rank's model buffers (BatchNorm
+      statistics, which ranks keep apart between the epoch-end averages of ``SyncBuffersHook``), each
+      rank's given back on resume. A checkpoint saved part-way through an epoch that this run cannot
+      continue exactly (see :meth:`~trainer.loops.EpochBasedTrainLoop.mid_epoch_problem`) is passed
+      over, with a log line, for the one saved at that epoch's start.
+    - **Validation across nodes**: in distributed runs, metrics gather their results through the
+      process group (``collect_device='gpu'``, which gloo supports too) unless the config sets
+      ``collect_device`` or ``collect_dir``; mmengine's default passes them through ``./.dist_test``
+      in each process's working directory, which ranks on different nodes do not share.
+
+    Rank 0 prints ``trainer: resumed from <path> at epoch=<E> iter=<I>`` after resuming (E epochs and I
+    iterations done).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._latest: tuple | None = None  # (path, epoch, iter) of the newest full checkpoint
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self, out_dir: str, filename: str, file_client_args=None, save_optimizer: bool = True,
+                        save_param_scheduler: bool = True, meta: dict | None = None, by_epoch: bool = True,
+                        backend_args: dict | None = None) -> None:
+        """mmengine's ``save_checkpoint`` (same arguments), crash-safe; call it on every rank.
+
+        ``meta`` also gets the loop's position (``epoch_iter``, ``epoch_length``, ``global_batch_size``;
+        see :meth:`trainer.loops.EpochBasedTrainLoop.position`). Local files are written as a temporary
+        file, flushed, renamed to ``filename`` and the directory flushed; other storage (``s3://`` ...)
+        as mmengine does.
+
+        Raises:
+            CheckpointSaveError: The write failed (on every rank).
+        """
+        meta = dict(meta or {})
+        meta.setdefault("epoch", self.epoch + 1 if by_epoch else self.epoch)
+        meta.setdefault("iter", self.iter if by_epoch else self.iter + 1)
+        if isinstance(self._train_loop, EpochBasedTrainLoop):
+            meta.update(self._train_loop.position(meta["epoch"]))
+            if self.distributed and meta["epoch_iter"]:
+                meta["rank_buffers"] = all_gather_object(self._buffers())
+        args = (file_client_args, save_optimizer, save_param_scheduler, meta, by_epoch, backend_args)
+        path = join_path(out_dir, filename, backend_args=backend_args)
+        failure = None
+        if self.rank == 0:
+            try:
+                if file_client_args is None and isinstance(get_file_backend(out_dir, backend_args=backend_args),
+                                                           LocalBackend):
+                    self._write_checkpoint(out_dir, filename, *args)
+                else:
+                    super().save_checkpoint(out_dir, filename, *args)
+            except OSError as err:
+                failure = (f"cannot save checkpoint {path}: {err.strerror or err}; the last good checkpoint "
+                           f"({read_pointer(self.work_dir) or 'none'}) is kept")
+        if any_rank(failure is not None):
+            raise CheckpointSaveError(failure or f"rank 0 could not save checkpoint {path}: stopping")
+        if save_optimizer and save_param_scheduler:
+            self._latest = (path, meta["epoch"], meta["iter"])
+
+    def _write_checkpoint(self, out_dir: str, filename: str, *args) -> None:
+        """Rank 0: write the checkpoint to ``.<filename>.<pid>.tmp`` with mmengine, then commit it."""
+        os.makedirs(out_dir, exist_ok=True)
+        remove_temporaries(out_dir)
+        temporary = osp.join(out_dir, temporary_name(filename))
+        try:
+            super().save_checkpoint(out_dir, osp.basename(temporary), *args)
+            commit(temporary, osp.join(out_dir, filename))
+        except BaseException:
+            discard(temporary)
+            raise
+
+    def checkpoint_of(self, epoch: int, iteration: int) -> str | None:
+        """The checkpoint (with optimizer and scheduler state) saved or resumed of the state after
+        ``epoch`` epochs and ``iteration`` iterations, if this run has one."""
+        if self._latest is not None and self._latest[1:] == (epoch, iteration):
+            return self._latest[0]
+        return None
+
+    # ---- resuming -----------------------------------------------------------------------------------------------
+
+    def load_or_resume(self) -> None:
+        """Load ``load_from``, or resume: from ``--resume PATH``, else from the newest usable checkpoint
+        of the run (see the class docstring); with nothing to resume from, training starts afresh.
+
+        Raises:
+            UnreadableCheckpoint: ``--resume PATH`` cannot be read.
+            TrainerError: ``--resume PATH`` was saved part-way through an epoch this run cannot
+                continue exactly.
+        """
+        if self._has_loaded or not self._resume:
+            return super().load_or_resume()
+        choice = self._choose_checkpoint() if self.rank == 0 else None
+        if self.distributed:  # every rank resumes from rank 0's choice
+            shared = [choice]
+            broadcast_object_list(shared, src=0)
+            choice = shared[0]
+        if isinstance(choice, TrainerError):
+            raise choice
+        if choice is None:
+            self.logger.info("trainer: no checkpoint to resume from: training starts at the beginning")
+            return
+        path, meta = choice
+        if self._load_from is None:
+            self.logger.info(f"Auto resumed from the latest checkpoint {path}.")
+        self.resume(path)
+        if isinstance(self._train_loop, EpochBasedTrainLoop):
+            self._train_loop.resume_position(meta)
+        rank_buffers = meta.get("rank_buffers")
+        if rank_buffers and len(rank_buffers) == self.world_size:
+            self._unwrapped_model.load_state_dict(rank_buffers[self.rank], strict=False)
+        self._use_resumed_seed()
+        self._latest = (path, self.epoch, self.iter)
+        self._has_loaded = True
+        if self.rank == 0:
+            emit(resumed_line(path, self.epoch, self.iter))
+
+    def _choose_checkpoint(self):
+        """Rank 0: ``(path, meta)`` of the checkpoint to resume from, None, or the TrainerError to raise
+        on every rank."""
+        explicit = self._load_from is not None
+        for path in [self._load_from] if explicit else self._resume_candidates():
+            if "://" in path:  # remote: mmengine loads it, unchecked
+                return path, {}
+            try:
+                meta = read_checkpoint(path, map_location="cpu", mmap=True).get("meta") or {}
+            except UnreadableCheckpoint as err:
+                if explicit:
+                    return err
+                self.logger.warning(f"trainer: {err}: trying the previous checkpoint")
+                continue
+            problem = (self._train_loop.mid_epoch_problem(meta)
+                       if isinstance(self._train_loop, EpochBasedTrainLoop) else None)
+            if problem is None:
+                return path, meta
+            where = (f"{path} was saved part-way through epoch {meta['epoch'] + 1} "
+                     f"(iteration {meta['epoch_iter']}/{meta.get('epoch_length')})")
+            if explicit:
+                return TrainerError(f"--resume: {where} and cannot be continued exactly: {problem} "
+                                    "(resume from a checkpoint saved at the end of an epoch)")
+            self.logger.warning(f"trainer: {where}, but {problem}: resuming from the start of that epoch")
+        return None
+
+    def _resume_candidates(self) -> list[str]:
+        """The run's checkpoints, newest first: in the directory of the one ``last_checkpoint`` names
+        (else ``work_dir``), the CheckpointHook's ``epoch_<N>.pth`` (or its ``filename_tmpl``) and the
+        preemption checkpoints ``iter_<N>.pth``, ordered by iterations done (an epoch's checkpoint after
+        a preemption checkpoint of the same iteration); a checkpoint named only by the pointer first."""
+        pointer = read_pointer(self.work_dir)
+        directory = osp.dirname(pointer) if pointer else self.work_dir
+        hook = next((h for h in self.hooks if isinstance(h, MMCheckpointHook)), None)
+        templates = {PREEMPTED_TEMPLATE: 1}
+        if hook is not None:
+            per_epoch = len(self.train_dataloader) if hook.by_epoch else 1
+            templates[hook.filename_tmpl] = per_epoch
+        order = {}
+        for template, iterations in templates.items():
+            for number, path in numbered_files(directory, template).items():
+                order[path] = (number * iterations, template != PREEMPTED_TEMPLATE)
+        candidates = sorted(order, key=order.get, reverse=True)
+        if pointer and pointer not in order:
+            candidates.insert(0, pointer)
+        return candidates
+
+    @property
+    def _unwrapped_model(self):
+        return self.model.module if is_model_wrapper(self.model) else self.model
+
+    def _buffers(self) -> dict:
+        """This rank's model buffers (BatchNorm running statistics ...), as CPU tensors."""
+        model = self._unwrapped_model
+        names = {name for name, _ in model.named_buffers()}
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k in names}
+
+    def _use_resumed_seed(self) -> None:
+        """Give the train sampler the resumed seed: without ``randomness.seed`` the Runner drew a new one,
+        which mmengine replaces by the checkpoint's only after the sampler was built with it."""
+        from mmengine.dataset import DefaultSampler
+
+        batch_sampler = self.train_dataloader.batch_sampler
+        sampler = getattr(batch_sampler, "sampler", None)
+        if isinstance(sampler, DefaultSampler):
+            sampler.seed = self.seed
+
+    # ---- validation ---------------------------------------------------------------------------------------------
+
+    def build_evaluator(self, evaluator):
+        """mmengine's ``build_evaluator``; in distributed runs, metrics whose config sets neither
+        ``collect_device`` nor ``collect_dir`` gather their results through the process group."""
+        built = super().build_evaluator(evaluator)
+        if self.distributed and not isinstance(evaluator, Evaluator):
+            configs = evaluator.get("metrics", evaluator) if isinstance(evaluator, dict) else evaluator
+            configs = configs if isinstance(configs, (list, tuple)) else [configs]
+            for config, metric in zip(configs, built.metrics):
+                if isinstance(config, dict) and not {"collect_device", "collect_dir"} & set(config):
+                    metric.collect_device = "gpu"
+        return built
