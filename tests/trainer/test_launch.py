@@ -85,8 +85,8 @@ def test_backend_choice(requested, cuda, backend):
 
 # ---- real runs: 2 processes on this machine, CPU only -------------------------------------------
 
-def _start(args, env, log):
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+def _start(args, env, log, cwd):
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             text=True)
 
 
@@ -120,13 +120,17 @@ DIGITS = [REPO / "configs" / "resnet" / "resnet18_1xb64_digits.py", "--cfg-optio
 
 
 def _spawn(tmp, launcher, envs, prefix=()):
-    """Start one process per env (``python [prefix] -m trainer DIGITS --launcher L``), wait, return output."""
+    """Start one process per env (``python [prefix] -m trainer DIGITS --launcher L``), wait, return output.
+
+    Each process runs in a working directory of its own, as on separate hosts (only work_dir is shared).
+    """
     procs, logs = [], []
     for i, env in enumerate(envs):
         logs.append(tmp / f"proc{i}.log")
+        (tmp / f"host{i}").mkdir()
         with open(logs[-1], "w") as out:
             procs.append(_start([*prefix, "-m", "trainer", *DIGITS, "--launcher", launcher, "--work-dir",
-                                 tmp / "wd"], env, out))
+                                 tmp / "wd"], env, out, cwd=tmp / f"host{i}"))
     return _finish(procs, logs)
 
 

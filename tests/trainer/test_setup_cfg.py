@@ -121,3 +121,17 @@ def test_existing_and_remote_dataset_paths_pass(tmp_path):
             "val_dataloader = dict(dataset=dict(type='D', data_root='s3://bucket/x', ann_file='a.txt'))\n"
             f"test_dataloader = dict(dataset=dict(type='D', data_root='{tmp_path}/not/used/for/training'))\n")
     check_data_paths(load_config(str(write_config(tmp_path, body))))
+
+
+@pytest.mark.parametrize("evaluator, expected", [
+    ("dict(type='TinyAccuracy')", dict(type="TinyAccuracy", collect_device="gpu")),
+    ("[dict(type='A'), dict(type='B', collect_device='cpu', collect_dir='/shared/tmp')]",
+     [dict(type="A", collect_device="gpu"), dict(type="B", collect_device="cpu", collect_dir="/shared/tmp")]),
+    ("dict(type='Evaluator', metrics=[dict(type='A', collect_device='cpu')])",
+     dict(type="Evaluator", metrics=[dict(type="A", collect_device="cpu")])),
+])
+def test_distributed_runs_gather_metrics_over_the_process_group(tmp_path, evaluator, expected):
+    path = write_config(tmp_path, TINY_CONFIG + f"val_evaluator = {evaluator}\ntest_evaluator = val_evaluator\n")
+    cfg = configured(path, "--launcher", "pytorch")
+    assert cfg.val_evaluator == expected and cfg.test_evaluator == expected
+    assert configured(path).val_evaluator == load_config(str(path)).val_evaluator  # --launcher none
