@@ -18,11 +18,16 @@ printed command keeps that property when pasted.
 Restarts (``kctl run --max-restarts K``, torchrun's ``--max-restarts=K``): when a rank fails
 (crash, SIGKILL, or exit 143 = "preempted, checkpoint saved"), torchrun stops the node's other
 ranks and starts all of them again, up to K times; every start carries ``--resume``, so training
-continues from the last checkpoint in work_dir. On several nodes each node's torchrun restarts its
-own ranks; the ranks of the other nodes fail with their lost peer and are restarted by theirs, so
-every node must be given the same K. A signal to kctl itself (Ctrl-C, SIGTERM) is never retried:
-the ranks get SIGTERM (they save a checkpoint and exit 143) and kctl exits 128+N; running the same
-command again resumes.
+continues from the last checkpoint in work_dir. A signal to kctl itself (Ctrl-C, SIGTERM) is never
+retried: the ranks get SIGTERM (they save a checkpoint and exit 143) and kctl exits 128+N; running
+the same command again resumes.
+
+The command then starts with ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``. By default (PyTorch 2.5+)
+the ranks build their process group in torchrun's own rendezvous store, which outlives a restart:
+the restarted ranks find the previous ranks' addresses there and fail to connect or wait forever
+(pytorch/pytorch#135712). With the variable, each start gets a store of its own. The static
+rendezvous of a multi-node job (or of a given port) always shares torchrun's store, so restarts are
+one-node jobs without ``--port`` only; elsewhere rerun the command (it resumes).
 """
 
 from __future__ import annotations
@@ -110,6 +115,10 @@ class LocalBackend(Backend):
         if max_restarts < 0:
             raise UsageError(f"--max-restarts must not be negative, got {max_restarts}")
         topology, rendezvous = job.topology, job.rendezvous
+        if max_restarts and rendezvous is not None:
+            raise UsageError("--max-restarts works on one node without --port/PORT: torchrun's "
+                             "static rendezvous keeps one store over restarts, where the restarted "
+                             "ranks find stale addresses; rerun the command instead (it resumes)")
         if rendezvous is None and topology.nodes > 1:
             raise UsageError(f"a job on {topology.nodes} nodes needs a master address and port")
         if rendezvous is None:
@@ -125,8 +134,9 @@ class LocalBackend(Backend):
         if not topology.uses_gpus:
             warnings.append(f"no GPU visible: starting {topology.procs_per_node} CPU "
                             f"process(es) with the {topology.backend} backend")
-        return DryRun(backend=self.name, text=text, request=TORCHRUN + shlex.split(text)[1:],
-                      warnings=warnings)
+        words = shlex.split(text)
+        return DryRun(backend=self.name, text=text,
+                      request=TORCHRUN + words[words.index("torchrun") + 1:], warnings=warnings)
 
     def submit(self, dryrun: DryRun) -> int:
         """Run the command in the foreground and return its exit status.
@@ -149,6 +159,7 @@ class LocalBackend(Backend):
         previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
         try:
             proc = subprocess.Popen(dryrun.request, start_new_session=True,
+                                    env={**os.environ, **command_env(dryrun.text)},
                                     preexec_fn=_term_with_parent())
             for signum in pending:
                 _signal_group(proc.pid, signum)
@@ -156,6 +167,12 @@ class LocalBackend(Backend):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def command_env(text: str) -> dict[str, str]:
+    """The ``NAME=value`` assignments before ``torchrun`` in the printed command."""
+    words = shlex.split(text)
+    return dict(word.split("=", 1) for word in words[:words.index("torchrun")])
 
 
 def _signal_group(pid: int, signum: int) -> None:

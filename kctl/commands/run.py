@@ -35,9 +35,9 @@ Environment (as in MMPretrain's tools/dist_train.sh; flags win):
   NNODES, NODE_RANK, PORT, MASTER_ADDR   same as --nnodes, --node-rank, --port, --master-addr
   CUDA_VISIBLE_DEVICES=-1                train with CPU processes (gloo) even where there are GPUs
 
-Restarts: --max-restarts K lets torchrun start every rank of this node again after one fails
-(crash, kill, or exit 143), up to K times; each start resumes from the last checkpoint in the work
-dir (--resume). On several nodes, give every node the same K. Default 0, as dist_train.sh.
+Restarts: --max-restarts K lets torchrun start every rank again after one fails (crash, kill, or
+exit 143), up to K times; each start resumes from the last checkpoint in the work dir (--resume).
+One node without --port only (torchrun's static rendezvous cannot restart); default 0.
 
 Exit status: 0 when every rank finished; else the first failing rank's (128+N if it was killed by
 signal N); 130 or 143 after Ctrl-C or SIGTERM (every rank is stopped); 2 on bad usage. 143 from

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kctl.backends import load_backend
-from kctl.backends.local import TORCHRUN, exit_status, visible_gpus
+from kctl.backends.local import TORCHRUN, command_env, exit_status, visible_gpus
 from kctl.errors import UsageError
 from kctl.job import Job, Rendezvous, Topology
 from tests.support.local_launch import (ARGV_LINE, START_LINE, Watched, children, launch_env,
@@ -115,11 +115,18 @@ def test_exit_status_is_the_failing_ranks(stub):
     assert re.search(r"rank\s+: 1 .*\n.*exitcode\s+: 7", run.output)
 
 
-def test_max_restarts_is_torchruns(stub):
-    text = load_backend("local").render(_job(stub / "cfg.py"), max_restarts=2).text
-    assert text.startswith("torchrun --standalone --nnodes=1 --max-restarts=2 --nproc-per-node=2 ")
+def test_max_restarts_is_torchruns_with_a_store_per_start(stub):
+    dryrun = load_backend("local").render(_job(stub / "cfg.py"), max_restarts=2)
+    assert dryrun.text.startswith("TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --standalone "
+                                  "--nnodes=1 --max-restarts=2 --nproc-per-node=2 -m trainer ")
+    assert dryrun.request == TORCHRUN + shlex.split(dryrun.text)[2:]
+    assert command_env(dryrun.text) == {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    assert command_env(load_backend("local").render(_job(stub / "cfg.py")).text) == {}
     with pytest.raises(UsageError, match="--max-restarts must not be negative, got -1"):
         load_backend("local").render(_job(stub / "cfg.py"), max_restarts=-1)
+    with pytest.raises(UsageError, match="one node without --port"):
+        load_backend("local").render(_job(stub / "cfg.py", rendezvous=Rendezvous("h", 29500)),
+                                     max_restarts=1)
 
 
 @pytest.mark.parametrize("code", [143, 137, 1])
