@@ -179,7 +179,8 @@ def wait_for_iteration(read_log, iteration: int, timeout: float = TIMEOUT, poll=
 
 
 def trainer_pids(root: int) -> list[int]:
-    """Processes below ``root`` that run ``python -m trainer``."""
+    """Processes below ``root`` that run ``python -m trainer`` (the ranks, not the ``torchrun -m
+    trainer`` that started them)."""
     found = []
     for pid in descendants(root):
         try:
@@ -188,7 +189,7 @@ def trainer_pids(root: int) -> list[int]:
             continue
         if b"-m" in argv and argv[argv.index(b"-m") + 1:argv.index(b"-m") + 2] == [b"trainer"]:
             found.append(pid)
-    return found
+    return [pid for pid in found if not set(descendants(pid)) & set(found)]
 
 
 # -- launching ------------------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""A rank SIGKILLed mid-training costs a restart, not the run, and not the answer.
+
+Under ``kctl run --max-restarts`` (torchrun restarts every rank) and under the operator emulator
+running ``kctl train``'s PyTorchJob (the kubelet restarts the container, ``restartPolicy:
+OnFailure``), one rank of :mod:`tests.support.tiny_job`'s job is killed after an iteration of the
+second epoch chosen by a seeded ``random.Random`` (printed in the test output; ``KCTL_FAULT_SEED``
+picks another). The job must be restarted by its launcher, resume from its last checkpoint, train
+exactly the configured epochs (``epoch_2.pth`` last, no ``epoch_3.pth``) and end with the
+weights of the uninterrupted run (``tiny_reference``), tensor for tensor.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+
+from tests.support.local_launch import START_LINE, rank_pids
+from tests.support.operator_emulator import OperatorEmulator
+from tests.support.tiny_job import (ITERS_PER_EPOCH, TIMEOUT, assert_finished_exactly,
+                                    assert_same_answer, kctl_run, pick_fault, pods,
+                                    resumed_points, train_manifest, trainer_pids,
+                                    wait_for_iteration, work_dir_on_claim)
+
+
+def assert_resumed_from_the_epoch_checkpoint(log: str, killed_after: int) -> None:
+    """One resume, from a checkpoint at or after the first epoch's and not after the kill."""
+    points = resumed_points(log)
+    assert len(points) == 1, log[-3000:]
+    assert ITERS_PER_EPOCH <= points[0].iteration <= killed_after, points
+
+
+def test_kctl_run_restarts_a_killed_rank(tiny_reference, tmp_path):
+    iteration, rank = pick_fault("kctl-run")
+    work = tmp_path / "work"
+    run = kctl_run(work, "--max-restarts", "2")
+    try:
+        seen = wait_for_iteration(lambda: run.output, iteration)
+        ranks = rank_pids(run.proc.pid)
+        assert sorted(ranks) == [0, 1], run.output[-3000:]
+        os.kill(ranks[rank], signal.SIGKILL)
+        print(f"killed rank {rank} (pid {ranks[rank]}) after iteration {seen}")
+        code = run.wait(TIMEOUT)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert code == 0, run.output[-3000:]
+    starts = collections.Counter(m[2] for m in START_LINE.finditer(run.output))
+    assert starts == {"0": 2, "1": 2}, run.output[-3000:]  # torchrun restarted both ranks once
+    assert_resumed_from_the_epoch_checkpoint(run.output, seen)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, run.output, work)
+
+
+def test_pytorchjob_restarts_a_killed_rank(tiny_reference, tmp_path):
+    iteration, rank = pick_fault("pytorchjob")
+    objects = train_manifest("tiny")
+    names = pods(objects)
+    pvc_root = tmp_path / "pvc"
+    (pvc_root / "shared").mkdir(parents=True)
+    with OperatorEmulator(objects, tmp_path / "emu", pvc_root=pvc_root,
+                          restart_delay=1) as emulator:
+        emulator.start()
+        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
+        victims = trainer_pids(emulator.pods[names[rank]].process.pid)
+        assert len(victims) == 1, emulator.report()
+        os.kill(victims[0], signal.SIGKILL)
+        print(f"killed rank {rank} (pod {names[rank]}, pid {victims[0]}) after iteration {seen}")
+        phase = emulator.wait(timeout=TIMEOUT)
+        report = emulator.report()
+        restarts = {name: pod.restarts for name, pod in emulator.pods.items()}
+        logs = [emulator.logs(name) for name in names]  # of the containers that finished
+        conditions = [c.type for c in emulator.conditions]
+    assert emulator.leftover_processes() == []
+    assert phase == "Succeeded", report
+    # the kubelet restarted the killed rank's container; the other rank's failed with its peer
+    assert restarts[names[rank]] >= 1 and "Restarting" in conditions, report
+    assert_resumed_from_the_epoch_checkpoint(logs[0], seen)
+    work = work_dir_on_claim(objects, pvc_root)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, "\n".join(logs), work)
