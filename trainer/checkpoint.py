@@ -20,6 +20,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 
 from trainer.errors import TrainerError
 
@@ -86,6 +87,7 @@ def read_checkpoint(filename: str, map_location=None, mmap: bool = False):
     if not osp.isfile(filename):
         raise FileNotFoundError(f"{filename} can not be found.")
     trusted = is_trusted(filename)
+    mmap = mmap and zipfile.is_zipfile(filename)  # torch maps only its zip format (else: the real error)
     try:
         return torch.load(filename, map_location=map_location, weights_only=not trusted, mmap=mmap)
     except pickle.UnpicklingError as err:
@@ -95,7 +97,7 @@ def read_checkpoint(filename: str, map_location=None, mmap: bool = False):
             f"refusing to unpickle checkpoint {filename}: it holds more than weights and is not in a "
             f"trusted location (the run's work_dir, --resume PATH, {TRUSTED_ENV}); if you trust the "
             f"file, add it to {TRUSTED_ENV}") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:  # truncated or garbled zip/pickle
+    except Exception as err:  # truncated or garbled: torch raises RuntimeError, EOFError, KeyError ...
         raise UnreadableCheckpoint(f"checkpoint {filename} is unreadable: {_one_line(err)}") from None
 
 

@@ -56,7 +56,8 @@ def train(args) -> None:
     add_runtime_hooks(cfg)
 
     resume_path = args.resume if args.resume not in (None, "auto") else None
-    install_trusted_loader([cfg.work_dir] + ([resume_path] if resume_path else []) + trusted_paths_from_env())
+    out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too
+    install_trusted_loader([cfg.work_dir] + [p for p in (resume_path, out_dir) if p] + trusted_paths_from_env())
     try:
         runner = RUNNERS.build(cfg)
         runner.train()

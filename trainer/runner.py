@@ -1,5 +1,5 @@
-"""``Runner``: mmengine's Runner with crash-safe checkpoints, a resume that survives a bad checkpoint and
-continues an interrupted epoch exactly, and validation that works across nodes.
+"""``Runner``: mmengine's Runner with crash-safe checkpoints, and a resume that survives a bad checkpoint
+and continues an interrupted epoch exactly.
 
 Registered in the trainer's ``RUNNERS`` under mmengine's name; :func:`trainer.run.configure_runtime` makes
 it the runner of every run whose config names no other ``runner_type``.
@@ -11,7 +11,6 @@ import os
 import os.path as osp
 
 from mmengine.dist import all_gather_object, broadcast_object_list
-from mmengine.evaluator import Evaluator
 from mmengine.fileio import LocalBackend, get_file_backend, join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
 from mmengine.model import is_model_wrapper
@@ -50,10 +49,6 @@ class Runner(MMRunner):
       rank's given back on resume. A checkpoint saved part-way through an epoch that this run cannot
       continue exactly (see :meth:`~trainer.loops.EpochBasedTrainLoop.mid_epoch_problem`) is passed
       over, with a log line, for the one saved at that epoch's start.
-    - **Validation across nodes**: in distributed runs, metrics gather their results through the
-      process group (``collect_device='gpu'``, which gloo supports too) unless the config sets
-      ``collect_device`` or ``collect_dir``; mmengine's default passes them through ``./.dist_test``
-      in each process's working directory, which ranks on different nodes do not share.
 
     Rank 0 prints ``trainer: resumed from <path> at epoch=<E> iter=<I>`` after resuming (E epochs and I
     iterations done).
@@ -135,15 +130,20 @@ class Runner(MMRunner):
         """
         if self._has_loaded or not self._resume:
             return super().load_or_resume()
-        choice = self._choose_checkpoint() if self.rank == 0 else None
+        choice = None
+        if self.rank == 0:
+            try:
+                choice = self._choose_checkpoint()
+            except Exception as err:  # raised below on every rank, so that none waits for the others
+                choice = err
         if self.distributed:  # every rank resumes from rank 0's choice
             shared = [choice]
             broadcast_object_list(shared, src=0)
             choice = shared[0]
-        if isinstance(choice, TrainerError):
+        if isinstance(choice, Exception):
             raise choice
         if choice is None:
-            self.logger.info("trainer: no checkpoint to resume from: training starts at the beginning")
+            self.logger.info("trainer: no usable checkpoint to resume from: training starts at the beginning")
             return
         path, meta = choice
         if self._load_from is None:
@@ -161,14 +161,18 @@ class Runner(MMRunner):
             emit(resumed_line(path, self.epoch, self.iter))
 
     def _choose_checkpoint(self):
-        """Rank 0: ``(path, meta)`` of the checkpoint to resume from, None, or the TrainerError to raise
-        on every rank."""
+        """Rank 0: ``(path, meta)`` of the checkpoint to resume from, None, or the error to raise on every
+        rank."""
         explicit = self._load_from is not None
         for path in [self._load_from] if explicit else self._resume_candidates():
             if "://" in path:  # remote: mmengine loads it, unchecked
                 return path, {}
             try:
                 meta = read_checkpoint(path, map_location="cpu", mmap=True).get("meta") or {}
+            except FileNotFoundError:
+                if explicit:
+                    return TrainerError(f"--resume: checkpoint not found: {path}")
+                continue  # removed since it was listed
             except UnreadableCheckpoint as err:
                 if explicit:
                     return err
@@ -187,23 +191,31 @@ class Runner(MMRunner):
         return None
 
     def _resume_candidates(self) -> list[str]:
-        """The run's checkpoints, newest first: in the directory of the one ``last_checkpoint`` names
-        (else ``work_dir``), the CheckpointHook's ``epoch_<N>.pth`` (or its ``filename_tmpl``) and the
-        preemption checkpoints ``iter_<N>.pth``, ordered by iterations done (an epoch's checkpoint after
-        a preemption checkpoint of the same iteration); a checkpoint named only by the pointer first."""
+        """The run's checkpoints, newest first: in ``work_dir`` and the directory of the one
+        ``last_checkpoint`` names, the CheckpointHook's ``epoch_<N>.pth`` (or its ``filename_tmpl``) and the
+        preemption checkpoints ``iter_<N>.pth``, ordered by iterations done (an epoch's checkpoint before a
+        preemption checkpoint of the same state); first a checkpoint only the pointer names (remote, or
+        another ``filename_tmpl``)."""
         pointer = read_pointer(self.work_dir)
-        directory = osp.dirname(pointer) if pointer else self.work_dir
+        directories = {self.work_dir}
+        if pointer and "://" not in pointer:
+            if osp.isfile(pointer):
+                directories.add(osp.dirname(pointer))
+            else:
+                self.logger.warning(f"trainer: {self.work_dir}/last_checkpoint names {pointer}, which does not "
+                                    "exist: looking for checkpoints in the work_dir")
+                pointer = None
         hook = next((h for h in self.hooks if isinstance(h, MMCheckpointHook)), None)
         templates = {PREEMPTED_TEMPLATE: 1}
         if hook is not None:
-            per_epoch = len(self.train_dataloader) if hook.by_epoch else 1
-            templates[hook.filename_tmpl] = per_epoch
+            templates[hook.filename_tmpl] = len(self.train_dataloader) if hook.by_epoch else 1
         order = {}
-        for template, iterations in templates.items():
-            for number, path in numbered_files(directory, template).items():
-                order[path] = (number * iterations, template != PREEMPTED_TEMPLATE)
+        for directory in directories:
+            for template, iterations in templates.items():
+                for number, path in numbered_files(directory, template).items():
+                    order[osp.abspath(path)] = (number * iterations, template != PREEMPTED_TEMPLATE)
         candidates = sorted(order, key=order.get, reverse=True)
-        if pointer and pointer not in order:
+        if pointer and ("://" in pointer or osp.abspath(pointer) not in order):
             candidates.insert(0, pointer)
         return candidates
 
@@ -226,17 +238,3 @@ class Runner(MMRunner):
         sampler = getattr(batch_sampler, "sampler", None)
         if isinstance(sampler, DefaultSampler):
             sampler.seed = self.seed
-
-    # ---- validation ---------------------------------------------------------------------------------------------
-
-    def build_evaluator(self, evaluator):
-        """mmengine's ``build_evaluator``; in distributed runs, metrics whose config sets neither
-        ``collect_device`` nor ``collect_dir`` gather their results through the process group."""
-        built = super().build_evaluator(evaluator)
-        if self.distributed and not isinstance(evaluator, Evaluator):
-            configs = evaluator.get("metrics", evaluator) if isinstance(evaluator, dict) else evaluator
-            configs = configs if isinstance(configs, (list, tuple)) else [configs]
-            for config, metric in zip(configs, built.metrics):
-                if isinstance(config, dict) and not {"collect_device", "collect_dir"} & set(config):
-                    metric.collect_device = "gpu"
-        return built
