@@ -162,9 +162,10 @@ def pick_fault(name: str, seed: int | None = None, first: int = ITERS_PER_EPOCH 
     return iteration, rank
 
 
-def wait_for_iteration(read_log, iteration: int, timeout: float = TIMEOUT, poll=None) -> int:
-    """Poll ``read_log()`` until the log shows ``iteration`` done; return the iteration seen.
-    ``poll()`` runs every round (e.g. the emulator's)."""
+def wait_for_iteration(read_log, iteration: int, timeout: float = TIMEOUT, poll=None,
+                       interval: float = 0.05) -> int:
+    """Poll ``read_log()`` every ``interval`` seconds until the log shows ``iteration`` done;
+    return the iteration seen. ``poll()`` runs every round (e.g. the emulator's)."""
     deadline = time.monotonic() + timeout
     while True:
         if poll is not None:
@@ -175,7 +176,7 @@ def wait_for_iteration(read_log, iteration: int, timeout: float = TIMEOUT, poll=
         if time.monotonic() > deadline:
             raise AssertionError(f"iteration {iteration} not reached in {timeout}s; log:\n"
                                  f"{read_log()[-3000:]}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def trainer_pids(root: int) -> list[int]:
