@@ -75,13 +75,6 @@ def blocked(emulator, name: str, seconds: float = 2.0) -> bool:
     return cpu_ticks(pids) - before < 0.1 * seconds * os.sysconf("SC_CLK_TCK")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "trainer: validation gathers results through mmengine's collect_results_cpu, which writes "
-    "part_<rank>.pkl under ./.dist_test in each process's working directory and so needs one "
-    "directory shared by all ranks; pods have their own filesystems, so rank 1 fails with "
-    "FileNotFoundError '.dist_test/tmp.../part_1.pkl' at the first validation. Fix in the "
-    "trainer (distributed runs: gather with collect_device='gpu', which uses the process "
-    "group, gloo included), then remove this mark."))
 def test_two_cpu_nodes_train_to_completion(emulate, tmp_path):
     objects = render_train(CONFIG, "--nodes", "2", "--gpus", "0", "--work-dir-pvc", "shared",
                            "--", "--cfg-options", "train_cfg.max_epochs=2", TRAIN_SUBSET,
