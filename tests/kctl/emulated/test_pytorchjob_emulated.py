@@ -12,8 +12,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.kctl.emulated.conftest import render_train
 
 CONFIG = "configs/resnet/resnet18_1xb64_digits.py"
