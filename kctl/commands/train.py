@@ -26,6 +26,12 @@ The pods run `torchrun -m trainer {CONFIG_MOUNT}/CONFIG --launcher pytorch
 in a ConfigMap. With --work-dir-pvc, a job deleted (kctl delete NAME) and submitted again under
 the same NAME resumes from its last checkpoint.
 
+Restarts and preemption: replicas restart OnFailure. A container that fails or is killed is
+restarted in its pod (up to --max-restarts times in all) and resumes from the last checkpoint;
+a pod that is deleted, evicted or preempted gets SIGTERM (the trainer saves a checkpoint and exits
+143) and SIGKILL 30 s later, and the operator creates it again. CPU jobs with --cpu C give each
+process OMP_NUM_THREADS = C / processes, so they compute the same numbers on any node.
+
 Examples:
   # Print the manifest for 2 nodes x 8 GPUs, checkpoints on the ReadWriteMany claim 'shared'
   kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --nodes 2 \\
