@@ -98,6 +98,9 @@ def test_hostile_arguments_reach_every_rank_intact(slurm_cluster, tmp_path):
 
 
 def test_cancelled_job_resumes_from_its_last_checkpoint(slurm_cluster, tmp_path):
+    """scancel: Slurm sends SIGTERM, the trainer saves where it stopped (within KillWait) and the
+    job stays CANCELLED (the --requeue script does not bring back a cancelled job); the same
+    script submitted again resumes from that checkpoint and trains the remaining epochs."""
     work = tmp_path / "work"
     script = tmp_path / "job.sh"
     epochs = 4
@@ -108,14 +111,20 @@ def test_cancelled_job_resumes_from_its_last_checkpoint(slurm_cluster, tmp_path)
     slurm_cluster.wait(first, until=lambda job: pointer.exists())
     slurm_cluster.cancel(first)
     log = finished(slurm_cluster, first, work, state="CANCELLED")
+    assert slurm_cluster.job(first).get("Restarts") == "0"
     saved = Path(pointer.read_text().strip())
-    last_epoch = int(re.fullmatch(r"epoch_(\d+)\.pth", saved.name).group(1))
-    assert 1 <= last_epoch < epochs, f"nothing left to resume after epoch {last_epoch}\n{log[-2000:]}"
+    stopped = re.search(r"^trainer: preempted at epoch=(\d+) iter=\d+, saved (\S+)$", log, re.M)
+    if stopped:  # SIGTERM came before the end; else the job was cancelled while it finished
+        assert stopped[2] == str(saved)
+    resumed = re.fullmatch(r"(epoch|iter)_(\d+)\.pth", saved.name)
+    assert resumed, saved
+    done = int(stopped[1]) if stopped else int(resumed[2])
+    assert 1 <= done < epochs, f"nothing left to resume after epoch {done}\n{log[-2000:]}"
 
     second = slurm_cluster.sbatch(script)  # the same script, as after a requeue
     log = finished(slurm_cluster, second, work)
-    assert f"Auto resumed from the latest checkpoint {saved}" in log
-    assert re.search(rf"resumed epoch: {last_epoch}, iter: \d+", log), log[-3000:]
+    assert re.search(rf"^trainer: resumed from {re.escape(str(saved))} at epoch={done} iter=\d+$",
+                     log, re.M), log[-3000:]
     saved_now = [int(n) for n in re.findall(r"Saving checkpoint at (\d+) epochs", log)]
-    assert saved_now == list(range(last_epoch + 1, epochs + 1))
+    assert saved_now == list(range(done + 1, epochs + 1))
     assert (work / f"epoch_{epochs}.pth").is_file()
