@@ -10,6 +10,8 @@ job (trained first):
 - ``kctl run, SIGTERM kctl``: Ctrl-C/SIGTERM to kctl (exit 143), then the same command again.
 - ``PyTorchJob, SIGKILL a rank``: ``kctl train --nodes 2 --gpus 0 --cpu 1``'s manifest in the
   operator emulator (tests/support/operator_emulator.py); the kubelet restarts the container.
+- ``PyTorchJob, pod deleted``: the same, one pod deleted (preemption, eviction): SIGTERM, 30 s
+  grace; the operator creates it again.
 - ``Slurm, scancel --signal=TERM``: ``kctl slurm-script --requeue``; the script requeues the job.
 - ``Slurm, scontrol requeue``: preemption as Slurm does it (SIGTERM, KillWait, requeue).
 
@@ -162,6 +164,25 @@ def pytorchjob_kill(work: Path, iteration: int, rank: int) -> Outcome:
     return Outcome(log, work_dir, restarted, seen, pointer, phase == "Succeeded")
 
 
+def pytorchjob_delete(work: Path, iteration: int, rank: int) -> Outcome:
+    objects = train_manifest("tiny")
+    names = pods(objects)
+    pvc_root = work / "pvc"
+    (pvc_root / "shared").mkdir(parents=True)
+    work_dir = work_dir_on_claim(objects, pvc_root)
+    with OperatorEmulator(objects, work / "emu", pvc_root=pvc_root, restart_delay=1,
+                          grace_period=30) as emulator:
+        emulator.start()
+        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
+        pointer = last_checkpoint(work_dir)
+        emulator.delete_pod(names[rank])
+        phase = emulator.wait(timeout=TIMEOUT)
+        restarted = emulator.pods[names[rank]].recreations >= 1
+        # rank 0's every container (the preempted line), then the worker's last one
+        log = emulator.all_logs(names[0]) + "\n" + emulator.logs(names[1])
+    return Outcome(log, work_dir, restarted, seen, pointer, phase == "Succeeded")
+
+
 def slurm_partition() -> str | None:
     """The default partition of a Slurm cluster that answers, or None."""
     if not shutil.which("sinfo"):
@@ -226,6 +247,7 @@ LAUNCHERS = {
     "kctl-run-kill": ("kctl run, SIGKILL a rank", kctl_run_kill, False, False),
     "kctl-run-term": ("kctl run, SIGTERM kctl + rerun", kctl_run_term, True, False),
     "pytorchjob": ("PyTorchJob (emulated), SIGKILL a rank", pytorchjob_kill, False, False),
+    "pytorchjob-delete": ("PyTorchJob (emulated), pod deleted", pytorchjob_delete, True, False),
     "slurm-signal": ("Slurm, scancel --signal=TERM", slurm_signal, True, True),
     "slurm-preempt": ("Slurm, scontrol requeue (preempt)", slurm_preempt, True, True),
 }
