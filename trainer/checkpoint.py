@@ -40,6 +40,10 @@ class UnreadableCheckpoint(TrainerError):
     """A checkpoint file that exists but cannot be loaded (truncated, corrupt, not a checkpoint)."""
 
 
+class CheckpointSaveError(TrainerError):
+    """A checkpoint or the pointer to it could not be written (disk full, read-only directory ...)."""
+
+
 def trusted_paths_from_env(environ=os.environ) -> list[str]:
     """The entries of ``TRAINER_TRUSTED_CHECKPOINTS`` (empty when unset)."""
     return [p for p in environ.get(TRUSTED_ENV, "").split(os.pathsep) if p]
@@ -92,16 +96,17 @@ def read_checkpoint(filename: str, map_location=None, mmap: bool = False):
         return torch.load(filename, map_location=map_location, weights_only=not trusted, mmap=mmap)
     except pickle.UnpicklingError as err:
         if trusted:
-            raise UnreadableCheckpoint(f"checkpoint {filename} is unreadable: {_one_line(err)}") from None
+            raise UnreadableCheckpoint(f"checkpoint {filename} is unreadable: {one_line(err)}") from None
         raise TrainerError(
             f"refusing to unpickle checkpoint {filename}: it holds more than weights and is not in a "
             f"trusted location (the run's work_dir, --resume PATH, {TRUSTED_ENV}); if you trust the "
             f"file, add it to {TRUSTED_ENV}") from None
     except Exception as err:  # truncated or garbled: torch raises RuntimeError, EOFError, KeyError ...
-        raise UnreadableCheckpoint(f"checkpoint {filename} is unreadable: {_one_line(err)}") from None
+        raise UnreadableCheckpoint(f"checkpoint {filename} is unreadable: {one_line(err)}") from None
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """``<ExceptionType>: <first sentence of the message>``, on one line."""
     message = " ".join(str(err).split()).split(". ")[0]  # torch adds sentences about reporting bugs
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 

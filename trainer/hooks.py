@@ -11,20 +11,35 @@ from __future__ import annotations
 
 import random
 
-from mmengine.dist import is_main_process
 from mmengine.fileio import join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from trainer import preemption
-from trainer.checkpoint import numbered_files, point_to
+from trainer.checkpoint import CheckpointSaveError, numbered_files, point_to
 from trainer.launch import any_rank
 from trainer.registry import HOOKS
 from trainer.report import emit, final_line, preempted_line, weights_sha256
 
 #: File name of the checkpoint a preempted run saves after iteration N (mmengine's name for it).
 PREEMPTED_TEMPLATE = "iter_{}.pth"
+
+
+def on_rank_0(runner, action) -> None:
+    """Run ``action`` (a file operation) on rank 0 while the other ranks wait.
+
+    Raises:
+        CheckpointSaveError: On every rank, when ``action`` failed with an OSError.
+    """
+    failure = None
+    if runner.rank == 0:
+        try:
+            action()
+        except OSError as err:
+            failure = f"cannot write {err.filename or runner.work_dir}: {err.strerror or err}"
+    if any_rank(failure is not None):
+        raise CheckpointSaveError(failure or "rank 0 could not update the checkpoints: stopping")
 
 
 @HOOKS.register_module()
@@ -37,7 +52,8 @@ class CheckpointHook(MMCheckpointHook):
       complete file.
     - Only then is the oldest checkpoint beyond ``max_keep_ckpts`` removed (mmengine removes it before
       saving), and the checkpoints a preempted run saved before this one (``iter_<N>.pth``, see
-      :class:`PreemptionHook`).
+      :class:`PreemptionHook`). The other ranks wait; a failure stops every rank
+      (:class:`trainer.checkpoint.CheckpointSaveError`).
     """
 
     def _save_checkpoint_with_step(self, runner, step, meta):
@@ -54,14 +70,15 @@ class CheckpointHook(MMCheckpointHook):
         runner.save_checkpoint(self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
                                save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
                                backend_args=self.backend_args, **self.args)
-        if not is_main_process():
-            return
+        on_rank_0(runner, lambda: self._point_and_clean(runner, dropped, meta["iter"]))
+
+    def _point_and_clean(self, runner, dropped: int | None, iteration: int) -> None:
         point_to(runner.work_dir, self.last_ckpt)
         if dropped is not None:
             self._remove(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(dropped)))
         if self.filename_tmpl != PREEMPTED_TEMPLATE:  # else they are this hook's own, counted above
-            for iteration, path in numbered_files(self.out_dir, PREEMPTED_TEMPLATE).items():
-                if iteration < meta["iter"]:
+            for done, path in numbered_files(self.out_dir, PREEMPTED_TEMPLATE).items():
+                if done < iteration:
                     self._remove(path)
 
     def _remove(self, path: str) -> None:
@@ -107,10 +124,12 @@ class PreemptionHook(Hook):
             runner.save_checkpoint(out_dir, filename, backend_args=backend_args,
                                    meta=dict(epoch=epoch, iter=iteration))
             path = join_path(out_dir, filename, backend_args=backend_args)
-        if runner.rank == 0:
+
+        def point():
             point_to(runner.work_dir, path)
             emit(preempted_line(epoch, iteration, path))
-        any_rank(False)  # no rank exits before the pointer names the checkpoint
+
+        on_rank_0(runner, point)  # and no rank exits before the pointer names the checkpoint
         raise preemption.Preempted(path)
 
 

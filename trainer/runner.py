@@ -16,18 +16,14 @@ from mmengine.hooks import CheckpointHook as MMCheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner as MMRunner
 
-from trainer.checkpoint import (UnreadableCheckpoint, commit, discard, numbered_files, read_checkpoint,
-                                read_pointer, remove_temporaries, temporary_name)
+from trainer.checkpoint import (CheckpointSaveError, UnreadableCheckpoint, commit, discard, numbered_files, one_line,
+                                read_checkpoint, read_pointer, remove_temporaries, temporary_name)
 from trainer.errors import TrainerError
 from trainer.hooks import PREEMPTED_TEMPLATE
 from trainer.launch import any_rank
 from trainer.loops import EpochBasedTrainLoop
 from trainer.registry import RUNNERS
 from trainer.report import emit, resumed_line
-
-
-class CheckpointSaveError(TrainerError):
-    """A checkpoint could not be written (disk full, read-only or missing directory ...)."""
 
 
 @RUNNERS.register_module()
@@ -90,9 +86,11 @@ class Runner(MMRunner):
                     self._write_checkpoint(out_dir, filename, *args)
                 else:
                     super().save_checkpoint(out_dir, filename, *args)
-            except OSError as err:
-                failure = (f"cannot save checkpoint {path}: {err.strerror or err}; the last good checkpoint "
-                           f"({read_pointer(self.work_dir) or 'none'}) is kept")
+            except Exception as err:  # reported on every rank, so that none waits for the others
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else one_line(err)
+                kept = read_pointer(self.work_dir)
+                failure = f"cannot save checkpoint {path}: {reason}; " + (
+                    f"the last good checkpoint ({kept}) is kept" if kept else "no checkpoint was saved before")
         if any_rank(failure is not None):
             raise CheckpointSaveError(failure or f"rank 0 could not save checkpoint {path}: stopping")
         if save_optimizer and save_param_scheduler:

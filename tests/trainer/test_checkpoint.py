@@ -1,4 +1,5 @@
-"""Checkpoint loading on torch >= 2.6 (trainer.checkpoint): full unpickling only for trusted files."""
+"""trainer.checkpoint: loading on torch >= 2.6 (full unpickling only for trusted files), and the file
+operations behind crash-safe saving and resuming (end-to-end: test_checkpoint_faults.py)."""
 
 import os
 import subprocess
@@ -7,7 +8,8 @@ import sys
 import pytest
 
 from tests.support.trainer_runtime import REPO, lines_with, run_trainer, trainer_env, write_config
-from trainer.checkpoint import is_trusted, trusted_paths_from_env
+from trainer.checkpoint import (is_trusted, numbered_files, point_to, read_pointer, remove_temporaries,
+                                temporary_name, trusted_paths_from_env)
 
 
 def test_trusted_locations(tmp_path):
@@ -27,6 +29,34 @@ def test_trusted_paths_from_env():
     assert trusted_paths_from_env({"TRAINER_TRUSTED_CHECKPOINTS": f"/a{os.pathsep}{os.pathsep}/b.pth"}) == [
         "/a", "/b.pth"]
     assert trusted_paths_from_env({}) == []
+
+
+def test_pointer_is_replaced_whole(tmp_path):
+    assert read_pointer(str(tmp_path)) is None
+    point_to(str(tmp_path), "/run/epoch_1.pth")
+    point_to(str(tmp_path), "/run/epoch_2.pth")
+    assert read_pointer(str(tmp_path)) == "/run/epoch_2.pth"
+    assert [p.name for p in tmp_path.iterdir()] == ["last_checkpoint"]  # no temporary file left
+
+
+def test_only_unfinished_writes_count_as_temporaries(tmp_path):
+    names = [temporary_name("epoch_2.pth"), ".last_checkpoint.17.tmp", ".notes.17.tmp", ".epoch_3.pth.tmp",
+             "epoch_1.pth", "last_checkpoint"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_temporaries(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".epoch_3.pth.tmp", ".notes.17.tmp", "epoch_1.pth",
+                                                         "last_checkpoint"]
+
+
+def test_numbered_files_follow_the_hooks_template(tmp_path):
+    for name in ("epoch_1.pth", "epoch_12.pth", "epoch_x.pth", "best_accuracy_epoch_3.pth", "iter_5.pth"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "epoch_4.pth").mkdir()
+    assert numbered_files(str(tmp_path), "epoch_{}.pth") == {1: str(tmp_path / "epoch_1.pth"),
+                                                             12: str(tmp_path / "epoch_12.pth")}
+    assert numbered_files(str(tmp_path), "iter_{}.pth") == {5: str(tmp_path / "iter_5.pth")}
+    assert numbered_files(str(tmp_path / "missing"), "epoch_{}.pth") == {}
 
 
 MAKE_FILES = """

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.local_launch import descendants
 from tests.support.trainer_runtime import lines_with
 from tests.trainer.small_job import (EPOCHS, ITERS, PREEMPTED, RESUMED, Process, assert_same_answer,
                                      assert_same_checkpoint, ok, train, variant)
@@ -34,7 +35,8 @@ def test_sigkill_mid_epoch_resumes_from_the_epoch_checkpoint(small_job, tmp_path
     assert_same_answer(small_job, resumed, tmp_path / "wd")
 
 
-@pytest.mark.parametrize("signum, workers", [(signal.SIGTERM, 0), (signal.SIGINT, 2)], ids=["SIGTERM", "SIGINT-workers"])
+@pytest.mark.parametrize("signum, workers", [(signal.SIGTERM, 0), (signal.SIGINT, 2)],
+                         ids=["SIGTERM", "SIGINT-workers"])
 def test_signal_mid_epoch_saves_and_resumes_exactly(small_job, tmp_path, signum, workers):
     """SIGTERM (or SIGINT) part-way through epoch 2: the iteration running ends, a checkpoint of it is
     saved, exit 143; the resumed run trains the rest of epoch 2 (skipping, not loading, what was done)
@@ -59,6 +61,22 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(small_job, tmp_path, signum,
     assert not (tmp_path / "wd" / f"iter_{done}.pth").exists()  # superseded by the epoch checkpoints
 
 
+def test_signal_during_the_epoch_checkpoint_stops_at_the_epoch_boundary(small_job, tmp_path):
+    """SIGTERM while epoch 1's checkpoint is being written (slowed down by tests/trainer/slow_save.py):
+    the save finishes, validation runs, and the run stops before epoch 2 with that checkpoint as the
+    one it names: no second save."""
+    slow = variant(small_job, tmp_path, "custom_imports = dict(imports=['tests.trainer.slow_save'])\n")
+    wd = tmp_path / "wd"
+    first = train(slow, wd, signal_at=(f"slow-save: writing {wd}/.epoch_1.pth.", signal.SIGTERM, None))
+    assert first.returncode == 143, first.output[-3000:]
+    assert PREEMPTED.findall(first.output) == [("1", str(ITERS), str(wd / "epoch_1.pth"))]
+    assert lines_with(first.output, "Epoch(val) [1]") and first.trained()[-1] == (1, ITERS)
+    assert [p.name for p in wd.glob("*.pth")] == ["epoch_1.pth"]
+    resumed = ok(train(small_job["config"], wd))
+    assert RESUMED.findall(resumed.output) == [(str(wd / "epoch_1.pth"), "1", str(ITERS))]
+    assert_same_answer(small_job, resumed, wd)
+
+
 def test_two_ranks_one_signalled_stop_together_and_resume_exactly(small_job, tmp_path):
     """torchrun, 2 ranks: SIGTERM to rank 1 only. Both stop after the same iteration, both exit 143; the
     resumed run ends with the uninterrupted 2-rank run's weights on both ranks (BatchNorm statistics,
@@ -67,8 +85,6 @@ def test_two_ranks_one_signalled_stop_together_and_resume_exactly(small_job, tmp
     assert len(set(reference.shas.values())) == 1 and len(reference.shas) == 2
 
     def rank1(proc):
-        from tests.support.local_launch import descendants
-
         for pid in descendants(proc.pid):
             try:
                 environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
