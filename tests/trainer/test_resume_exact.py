@@ -61,6 +61,23 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(small_job, tmp_path, signum,
     assert not (tmp_path / "wd" / f"iter_{done}.pth").exists()  # superseded by the epoch checkpoints
 
 
+def test_without_a_resumable_sampler_a_stopped_epoch_is_trained_again_whole(small_job, tmp_path):
+    """mmengine's DefaultSampler cannot start part-way through an epoch: the resumed run says so and
+    resumes from the checkpoint of the epoch's start, so that no batch of the epoch counts twice."""
+    config = variant(small_job, tmp_path, "train_dataloader = dict(sampler=dict(type='DefaultSampler'))\n")
+    wd = tmp_path / "wd"
+    first = train(config, wd, signal_at=("Epoch(train) [2][2/6]", signal.SIGTERM, None))
+    assert first.returncode == 143, first.output[-3000:]
+    ((_, done, path),) = PREEMPTED.findall(first.output)
+    resumed = ok(train(config, wd))
+    assert lines_with(resumed.output, f"trainer: {path} was saved part-way through epoch 2 (iteration "
+                                      f"{int(done) - ITERS}/{ITERS}), but the train sampler DefaultSampler cannot "
+                                      "start part-way through an epoch (ResumableSampler can): resuming from the "
+                                      "start of that epoch")
+    assert RESUMED.findall(resumed.output) == [(str(wd / "epoch_1.pth"), "1", str(ITERS))]
+    assert resumed.trained() == [(epoch, i) for epoch in (2, 3) for i in range(1, ITERS + 1)]
+
+
 def test_signal_during_the_epoch_checkpoint_stops_at_the_epoch_boundary(small_job, tmp_path):
     """SIGTERM while epoch 1's checkpoint is being written (slowed down by tests/trainer/slow_save.py):
     the save finishes, validation runs, and the run stops before epoch 2 with that checkpoint as the
