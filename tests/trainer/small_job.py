@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.trainer_runtime import REPO, free_port, lines_with, trainer_env
+from tests.support.trainer_runtime import REPO, free_port, trainer_env
 
 ITERS = 6  # per epoch
 EPOCHS = 3
+TIMEOUT = 300  # seconds a run may take (2 cores shared with other work)
 
 SMALL_JOB = f"""\
 _base_ = ['{REPO}/configs/resnet/resnet18_1xb64_digits.py']
@@ -56,28 +57,31 @@ class Run:
         return [(int(m[1]), int(m[2])) for m in ITER_LINE.finditer(self.output)]
 
 
-def train(config: Path, work_dir: Path, *args, signal_at: tuple | None = None, launcher: str | None = None,
-          env: dict | None = None, **popen) -> Run:
-    """``python -m trainer CONFIG --work-dir WORK_DIR --resume ARGS`` (under ``torchrun --nproc-per-node 2``
-    with ``launcher='pytorch'``), to the end. ``signal_at=(text, signum, pick)`` sends ``signum`` once a
-    line containing ``text`` was printed, to the process ``pick(proc)`` returns (default: the trainer)."""
-    command = ["-m", "trainer", str(config), "--work-dir", str(work_dir), "--resume", *map(str, args)]
+def train(config: Path, work_dir: Path, signal_at: tuple | None = None, launcher: str | None = None,
+          **popen) -> Run:
+    """``python -m trainer CONFIG --work-dir WORK_DIR --resume`` (under ``torchrun --nproc-per-node 2`` with
+    ``launcher='pytorch'``), to the end, or killed after TIMEOUT seconds. ``signal_at=(text, signum,
+    pick)`` sends ``signum`` once a line containing ``text`` was printed, to the process ``pick(proc)``
+    returns (``pick`` None: the process started). ``popen``: more ``subprocess.Popen`` arguments."""
+    command = ["-m", "trainer", str(config), "--work-dir", str(work_dir), "--resume"]
     if launcher:
         command = ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
                    *command, "--launcher", launcher]
     proc = subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env or trainer_env(PYTHONUNBUFFERED="1"), **popen)
+                            text=True, env=trainer_env(PYTHONUNBUFFERED="1"), **popen)
+    watchdog = threading.Timer(TIMEOUT, proc.kill)
+    watchdog.start()
     lines = []
     try:
         for line in proc.stdout:
             lines.append(line)
             if signal_at and signal_at[0] in line:
-                text, signum, pick = signal_at
+                _, signum, pick = signal_at
                 (pick(proc) if pick else proc).send_signal(signum)
                 signal_at = None
-        proc.wait(timeout=300)
+        proc.wait()
     finally:
-        proc.kill()
+        watchdog.cancel()
     return Run(proc.returncode, "".join(lines))
 
 
