@@ -118,6 +118,15 @@ def as_json(objects: list[dict]) -> str:
     return json.dumps(listing, indent=4, ensure_ascii=False) + "\n"
 
 
+def next_steps(name: str, namespace: str | None, context: str | None) -> str:
+    """What to run next, on stderr so that stdout stays ``kubectl create``'s one line."""
+    where = "".join(f" {flag} {value}" for flag, value in (("-n", namespace), ("--context", context))
+                    if value)
+    return (f"Watch it:   kctl status {name}{where}\n"
+            f"Its logs:   kctl logs {name}{where} -f\n"
+            f"Stop it:    kctl delete {name}{where}\n")
+
+
 def run(args) -> int:
     job = build_job(args)
     dryrun = BACKEND.render(job, **cluster_options(args))
@@ -127,6 +136,7 @@ def run(args) -> int:
         name = BACKEND.submit(dryrun, context=args.context, timeout=args.request_timeout)
         if args.output is None:
             sys.stdout.write(f"pytorchjob.kubeflow.org/{name} created\n")
+            sys.stderr.write(next_steps(name, args.namespace, args.context))
             return 0
     sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
     return 0

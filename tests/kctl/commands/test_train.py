@@ -127,6 +127,7 @@ def test_submit_creates_the_job_and_its_config_map(run_kctl, fake_kube):
     result = run_kctl("train", CONFIG, "--gpus", "0", "--name", "digits", "--work-dir-pvc", "w")
     assert result.code == 0, result.err
     assert result.out == "pytorchjob.kubeflow.org/digits created\n"
+    assert "kctl status digits\n" in result.err and "kctl logs digits -f\n" in result.err
     job = fake_kube.get("pytorchjobs", "digits")
     assert job["spec"]["nprocPerNode"] == "1"
     config_map = fake_kube.get("configmaps", "digits-config")
