@@ -22,8 +22,9 @@ to the uninterrupted run (every rank's sha256 and every tensor of the last check
 
 Slurm rows need a running cluster (``sinfo`` answers; start one as root with
 ``.ci/slurm/start-local-slurm.sh``), else they say "skipped: no Slurm". A requeued job waits
-about 2 minutes before Slurm starts it again; the bench moves that to now
-(``scontrol update JobId=ID StartTime=now``).
+about 2 minutes before Slurm starts it again; the bench moves that to 3 s after the requeue
+(``scontrol update JobId=ID StartTime=now``; at once, slurmd would refuse the start: "Job
+credential revoked").
 
 Usage (from the repository root)::
 
@@ -223,6 +224,7 @@ def slurm_trial(work: Path, iteration: int, stop: list[str]) -> Outcome:
             if job.get("JobState") in SLURM_FINAL:
                 break
             if job.get("JobState") == "PENDING" and int(job.get("Restarts", 0)) and not released:
+                time.sleep(3)
                 subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
                                capture_output=True, timeout=60)
                 released = True
@@ -259,7 +261,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=6, help="seed of the faults (default 6)")
     parser.add_argument("--launchers", default=",".join(LAUNCHERS),
                         help=f"comma-separated, of {', '.join(LAUNCHERS)} (default: all)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep every work folder (those of odd trials are always kept)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.launchers.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in LAUNCHERS]
@@ -270,7 +273,7 @@ def main(argv=None) -> int:
     print(f"work folders in {root}; reference: kctl run --gpus 2, uninterrupted", flush=True)
     started = time.monotonic()
     reference = train_reference(root / "reference")
-    rows = []
+    rows, kept = [], []
     have_slurm = slurm_partition() is not None
     for name in chosen:
         label, trial_fn, sigterm, needs_slurm = LAUNCHERS[name]
@@ -290,9 +293,12 @@ def main(argv=None) -> int:
                 # a wait ran out, a launch failed to start, a Slurm command failed
                 trial = Trial(False, None, False, " ".join(str(err).split())[:120])
             trials.append(trial)
+            odd = not (trial.resumed_ok and trial.equal) or (sigterm and trial.lost != 0)
+            if odd:  # kept for a look, whatever --keep says
+                kept.append(work)
             print(f"  {label}: trial {i + 1}: fault after iteration {iteration}, rank {rank}: "
                   f"resumed_ok={trial.resumed_ok} lost={trial.lost} equal={trial.equal} "
-                  f"{trial.note}".rstrip(), flush=True)
+                  f"{trial.note}{f' (kept: {work})' if odd else ''}".rstrip(), flush=True)
         lost = [t.lost for t in trials if t.lost is not None]
         rows.append((label, str(len(trials)), f"{sum(t.resumed_ok for t in trials)}/{len(trials)}",
                      str(max(lost)) if lost else "-",
@@ -307,7 +313,11 @@ def main(argv=None) -> int:
     for row in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
+        for path in root.iterdir():
+            if path not in kept:
+                shutil.rmtree(path, ignore_errors=True)
+        if not kept:
+            root.rmdir()
     return 0
 
 
