@@ -131,7 +131,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
         sys.stderr.write(f"trainer: error: {err}\n")
         return err.exit_code
     except Preempted as stop:
-        return stop.exit_code
+        # The checkpoint is saved and fsynced. Leave at once: tearing gloo down while the peers
+        # exit too can end in std::terminate (SIGABRT) instead of the documented 143.
+        import logging
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(stop.exit_code)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # an unexpected failure: still one line unless TRAINER_DEBUG is set

@@ -58,11 +58,15 @@ def train(args) -> None:
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too
     install_trusted_loader([cfg.work_dir] + [p for p in (resume_path, out_dir) if p] + trusted_paths_from_env())
+    preempted = False
     try:
         runner = RUNNERS.build(cfg)
         runner.train()
+    except preemption.Preempted:
+        preempted = True  # the process leaves at once (cli.main); no teardown while peers exit too
+        raise
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if not preempted and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
