@@ -22,11 +22,11 @@ to the uninterrupted run (every rank's sha256 and every tensor of the last check
 
 Slurm rows need a running cluster (``sinfo`` answers; start one as root with
 ``.ci/slurm/start-local-slurm.sh``), else they say "skipped: no Slurm". A requeued job waits
-about 2 minutes before Slurm starts it again; the bench moves that to 3 s after the requeue
-(``scontrol update JobId=ID StartTime=now``; at once, slurmd would refuse the start: "Job
-credential revoked").
+about 2 minutes before Slurm starts it again; the bench starts it as soon as the previous run
+has left (``SlurmCluster.start_requeued`` of tests/support/slurm.py).
 
-Usage (from the repository root)::
+Usage (from the repository root; 3 trials of every row take about 8 minutes on 2 shared
+cores)::
 
     python bench/fault_report.py                 # 3 trials per launcher
     python bench/fault_report.py --trials 10 --seed 1 --launchers kctl-run-kill,pytorchjob
@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.local_launch import rank_pids  # noqa: E402
 from tests.support.operator_emulator import OperatorEmulator  # noqa: E402
+from tests.support.slurm import SlurmCluster  # noqa: E402
 from tests.support.tiny_job import (  # noqa: E402
     EPOCHS, ITERS_PER_EPOCH, RANKS, TIMEOUT, TOTAL_ITERS, Reference, compare_checkpoints,
     final_weights, kctl_run, last_checkpoint, pods, preempted_points, resumed_points,
@@ -224,9 +225,7 @@ def slurm_trial(work: Path, iteration: int, stop: list[str]) -> Outcome:
             if job.get("JobState") in SLURM_FINAL:
                 break
             if job.get("JobState") == "PENDING" and int(job.get("Restarts", 0)) and not released:
-                time.sleep(3)
-                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
-                               capture_output=True, timeout=60)
+                SlurmCluster(partition, 0, 0, Path()).start_requeued(job_id)
                 released = True
             time.sleep(0.5)
     finally:

@@ -100,6 +100,38 @@ class SlurmCluster:
     def cancel(self, job_id: str) -> None:
         subprocess.run(["scancel", job_id], capture_output=True, timeout=60)
 
+    def start_requeued(self, job_id: str, timeout: float = 120) -> None:
+        """Start a requeued (PENDING) job now instead of after its begin time, about 2 minutes
+        away, once the previous run has left: no process of the job is left on this machine (its
+        tasks may still be saving a checkpoint within KillWait), and a second has passed (slurmd
+        refuses a start in the second it revoked the previous run's credential)."""
+        deadline = time.monotonic() + timeout
+        while job_processes(job_id):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id}'s processes still run after {timeout:.0f}s")
+            time.sleep(0.2)
+        time.sleep(2)
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True,
+                       capture_output=True, timeout=60)
+
+
+def job_processes(job_id: str) -> list[int]:
+    """Processes on this machine that belong to Slurm job ``job_id`` (``SLURM_JOB_ID`` in their
+    environment): its batch script, srun and tasks."""
+    mark = f"SLURM_JOB_ID={job_id}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if mark in environ and state != "Z":
+            found.append(int(entry))
+    return found
+
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):

@@ -10,18 +10,15 @@ The job is :mod:`tests.support.tiny_job`'s, 2 CPU tasks. Two ways SIGTERM reache
   cluster), and requeues the job; the trainer must save within KillWait.
 
 A requeued job waits about two minutes before Slurm starts it again (its begin time); the tests
-move that to a few seconds after the requeue with ``scontrol update JobId=ID StartTime=now``
-(not at once: slurmd revokes the old run's credential in the second of the requeue and refuses a
-start in that same second, "Job credential revoked", and the job ends FAILED). Both runs write to the same log
-(``--open-mode=append``), where the trainer's ``preempted at`` and ``resumed from`` lines must
-name the same iteration; the job then trains exactly the configured epochs, and ends with the
-weights of the uninterrupted run.
+start it as soon as the previous run has left (``SlurmCluster.start_requeued``). Both runs write
+to the same log (``--open-mode=append``), where the trainer's ``preempted at`` and ``resumed
+from`` lines must name the same iteration; the job then trains exactly the configured epochs, and
+ends with the weights of the uninterrupted run.
 """
 
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,9 +28,6 @@ from tests.support.tiny_job import (TIMEOUT, assert_finished_exactly, assert_sam
                                     wait_for_iteration)
 
 pytestmark = pytest.mark.slurm
-
-#: Seconds between the requeue and starting the job again (see the module docstring).
-RELEASE_DELAY = 3
 
 REQUEUED_LINE = "the trainer saved a checkpoint and stopped (exit 143): requeued"
 
@@ -62,9 +56,7 @@ def finish_after_requeue(cluster, job_id: str, log: Path) -> dict:
     job = cluster.wait(job_id, timeout=120, until=lambda job: (
         job.get("JobState") == "PENDING" and int(job.get("Restarts", 0)) >= 1))
     assert job.get("JobState") == "PENDING" and job.get("Restarts") == "1", (job, read(log))
-    time.sleep(RELEASE_DELAY)
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True,
-                   capture_output=True, timeout=60)
+    cluster.start_requeued(job_id)
     job = cluster.wait(job_id, timeout=TIMEOUT)
     assert job["JobState"] == "COMPLETED", f"{job['JobState']} {job.get('ExitCode')}\n{read(log)}"
     return job
