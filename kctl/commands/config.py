@@ -8,11 +8,10 @@ mmengine is imported only when this command runs.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from kctl.files import write_whole
 from kctl.errors import KctlError, UsageError
 
 NAME = "config"
@@ -71,24 +70,11 @@ def flatten(config: str) -> str:
 
 
 def _write_whole(output: str, text: str) -> None:
-    """Write ``text`` to ``output`` through a temporary file: never half a file."""
-    target = Path(output)
-    folder = target.parent if str(target.parent) else Path(".")
+    """Write ``text`` to ``output`` whole, after checking that its folder exists."""
+    folder = Path(output).parent if str(Path(output).parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {output}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise KctlError(f"cannot write {output}: {err.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, target)
-    except BaseException as err:
-        os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise KctlError(f"cannot write {output}: {err.strerror}") from None
-        raise
+    write_whole(output, text)
 
 
 def run(args) -> int:

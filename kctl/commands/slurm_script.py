@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from kctl import configfiles
 from kctl.backends.slurm import BACKEND, split_srun_args
+from kctl.files import write_whole
 from kctl.errors import KctlError, UsageError
 from kctl.job import Job, Topology, check_port, parse_int
 
@@ -198,27 +198,6 @@ def build(args):
         requeue=args.requeue, dependency=args.dependency, signal=args.signal), job
 
 
-def _write_whole(output: str, text: str) -> None:
-    """Write ``text`` to ``output`` (mode 0755 less the umask) through a temporary file."""
-    target = Path(output)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise KctlError(f"cannot write {output}: {err.strerror}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o755 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, target)
-    except BaseException as err:
-        os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise KctlError(f"cannot write {output}: {err.strerror}") from None
-        raise
-
-
 def run(args) -> int:
     _own_options(args._own_options, args.py_args)
     dryrun, job = build(args)
@@ -227,7 +206,7 @@ def run(args) -> int:
     except OSError as err:
         raise KctlError(f"cannot create WORK_DIR {job.work_dir}: {err.strerror}") from None
     if args.output:
-        _write_whole(args.output, dryrun.text)
+        write_whole(args.output, dryrun.text, mode=0o755)
     elif not args.submit:
         sys.stdout.write(dryrun.text)
     if args.submit:
