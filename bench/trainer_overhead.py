@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     if args.plain_child:
         plain_loop(args.plain_child, args)
         return 0
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"
     tmp = Path(tempfile.mkdtemp(prefix="trainer_overhead_"))

@@ -7,16 +7,21 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 
 from kctl.job import Job
 
+#: Where compiled templates are kept between runs (like ``__pycache__``), so a command does not
+#: parse and compile its template every time: ``$XDG_CACHE_HOME/kctl/templates``, by default
+#: ``~/.cache/kctl/templates``. ``KCTL_CACHE_DIR`` names another folder; an empty value turns
+#: the cache off.
+CACHE_ENV = "KCTL_CACHE_DIR"
 
-@dataclass
+
 class DryRun:
     """What a backend would do, without doing it.
 
@@ -24,15 +29,33 @@ class DryRun:
         backend: The backend's name.
         text: The manifest, script or command line, exactly as it would be applied or run.
         request: The same in structured form (argv list, manifest dicts, ...), for ``submit``.
+            Defaults to None.
+        warnings: What the user should know before it runs. Defaults to none.
+        parse: Instead of ``request``: a function of ``text`` that makes it, called on the first
+            use of :attr:`request` (a dry run that only prints never pays for it).
+            Defaults to None.
     """
 
-    backend: str
-    text: str
-    request: Any = None
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, backend: str, text: str, request: Any = None,
+                 warnings: list[str] | None = None,
+                 parse: Callable[[str], Any] | None = None) -> None:
+        self.backend = backend
+        self.text = text
+        self.warnings = list(warnings or [])
+        self._request = request
+        self._parse = parse
+
+    @property
+    def request(self) -> Any:
+        if self._parse is not None:
+            self._request, self._parse = self._parse(self.text), None
+        return self._request
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"DryRun(backend={self.backend!r}, text={self.text!r})"
 
 
 class Backend:
@@ -54,6 +77,37 @@ class Backend:
         raise NotImplementedError(f"the {self.name} backend cannot submit")
 
 
+def cache_dir() -> str | None:
+    """The folder for compiled templates (see :data:`CACHE_ENV`), or None when turned off."""
+    if CACHE_ENV in os.environ:
+        return os.environ[CACHE_ENV] or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kctl", "templates")
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Jinja2's file cache, keyed by template name and source checksum (an edited template is
+    compiled again); None where the folder cannot be made, so rendering never fails on it."""
+    directory = cache_dir()
+    if directory is None:
+        return None
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return _QuietCache(directory)
+
+
+class _QuietCache(jinja2.FileSystemBytecodeCache):
+    """A cache that cannot be written is a slower render, not an error."""
+
+    def dump_bytecode(self, bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 _ENV = None
 
 
@@ -61,12 +115,14 @@ def _environment() -> jinja2.Environment:
     global _ENV
     if _ENV is None:
         _ENV = jinja2.Environment(
-            loader=jinja2.PackageLoader("kctl", "templates"),
+            loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__))), "templates")),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,
+            bytecode_cache=_bytecode_cache(),
         )
         _ENV.filters["shquote"] = lambda value: shlex.quote(str(value))
         _ENV.filters["shjoin"] = lambda values: " ".join(shlex.quote(str(v)) for v in values)

@@ -1,8 +1,9 @@
 """``kctl train CONFIG --gpus G --nodes N``: run the job on Kubernetes as a Kubeflow PyTorchJob.
 
 Renders a ConfigMap with the config tree and a PyTorchJob (:mod:`kctl.backends.pytorchjob`),
-validates them, then creates them in the cluster, or prints them with ``--dry-run``. Rendering
-never imports torch, mmengine or kubernetes; only submitting talks to a cluster.
+then validates and creates them in the cluster, or only prints them with ``--dry-run``
+(``kctl validate -`` checks that output). Rendering never imports torch, mmengine or kubernetes;
+only submitting talks to a cluster.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ Examples:
   kctl train CONFIG --gpus 8 --nodes 4 --work-dir-pvc shared --data-pvc imagenet:/data \\
       --queue team-a --gang --priority-class high -- --amp --cfg-options train_cfg.max_epochs=90
 
-  # Check the manifest with kubectl as well
+  # Check the printed manifest offline (CRD schema, webhook rules), or with the cluster
+  kctl train CONFIG --gpus 8 --dry-run | kctl validate -
   kctl train CONFIG --gpus 8 --dry-run -o json | kubectl apply --dry-run=server -f -
 """
 
@@ -82,7 +84,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-restarts", type=int, default=DEFAULT_MAX_RESTARTS, metavar="K",
                         help=f"restarts before the job fails (default: {DEFAULT_MAX_RESTARTS})")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the manifest instead of creating it")
+                        help="print the manifest, do not validate or create it")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),
                         help="print the manifest as yaml or json (a v1 List)")
     parser.add_passthrough("trainer_args", "TRAINER_ARGS",

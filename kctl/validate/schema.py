@@ -17,15 +17,12 @@ from importlib import resources
 import yaml
 
 from kctl.errors import KctlError
+from kctl.validate.limits import QUANTITY_PATTERN
 from kctl.validate.problems import Problem, join, join_all
 
 #: The vendored CRD (see kctl/schemas/README.md) and the version whose schema is used.
 CRD_FILE = "kubeflow.org_pytorchjobs.yaml"
 CRD_VERSION = "v1"
-
-#: Kubernetes' quantity syntax (``500m``, ``2``, ``8Gi``), as the CRD writes it.
-QUANTITY_PATTERN = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-                    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
 
 _INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 

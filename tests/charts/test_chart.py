@@ -12,7 +12,7 @@ import yaml
 from kctl import __version__
 from kctl.backends.pytorchjob import DEFAULT_IMAGE, config_label
 from kctl.cli import main as kctl
-from kctl.validate.schema import QUANTITY_PATTERN
+from kctl.validate.limits import QUANTITY_PATTERN
 from tests.charts.conftest import CHART, DEMO_CONFIG
 
 CONFIG = ["--set-file", f"config={DEMO_CONFIG}"]

@@ -402,16 +402,23 @@ def test_data_pvc_parses_claim_and_mount():
 
 # --- the safety net and the seams ---------------------------------------------------------------
 
-def test_a_template_bug_is_caught_before_the_manifest_is_used(monkeypatch):
+def test_a_template_bug_is_caught_before_anything_is_submitted(monkeypatch):
     real = backend.render_template
 
     def buggy(name, **context):  # as if the template forgot to quote nprocPerNode
         return real(name, **context).replace('nprocPerNode: "8"', "nprocPerNode: 8")
 
+    created = []
+    fake = types.ModuleType("kctl.k8s.apply")
+    fake.create = lambda objects, namespace, context: created.append(objects)
+    monkeypatch.setitem(sys.modules, "kctl.k8s.apply", fake)
     monkeypatch.setattr(backend, "render_template", buggy)
+    dryrun = render(gpus=8, work_dir_pvc="w")
+    assert "nprocPerNode: 8" in dryrun.text  # a dry run prints; it does not validate
     with pytest.raises(KctlError, match=r"bug in kctl.*PyTorchJob/digits: spec.nprocPerNode: "
                                         r"must be a string, got 8"):
-        render(gpus=8)
+        BACKEND.submit(dryrun)
+    assert created == []
 
 
 def test_submit_creates_the_rendered_objects_through_kctl_k8s(monkeypatch):
@@ -436,15 +443,18 @@ def test_rendering_and_validating_import_neither_torch_mmengine_nor_kubernetes(t
         with contextlib.redirect_stdout(out):
             assert main(["train", {str(GOLDEN_CONFIG)!r}, "--gpus", "8", "--nodes", "2",
                          "--work-dir-pvc", "w", "--dry-run"]) == 0
+        dry_run = sorted(m for m in sys.modules if m.split(".")[0] in ("yaml", "jsonschema"))
         open({str(manifest)!r}, "w").write(out.getvalue())
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["validate", {str(manifest)!r}]) == 0
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "mmengine",
                                                                       "kubernetes"))
-        print(heavy)
+        print(dry_run, heavy)
         """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    # The dry run prints YAML text: it parses nothing (no PyYAML) and validates nothing
+    # (no jsonschema); validating imports neither torch, mmengine nor kubernetes.
+    assert proc.stdout.strip() == "[] []"
     assert "kind: PyTorchJob" in manifest.read_text()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kctl.validate.core import CONFIG_MAP_LIMIT, config_map_problems, data_size, pvc_problems
+from kctl.validate.core import config_map_problems, pvc_problems
+from kctl.validate.limits import CONFIG_MAP_LIMIT, data_size
 
 
 def _found(problems) -> dict:
@@ -35,10 +36,6 @@ def test_config_map_over_one_mebibyte(config_map):
     assert _found(config_map_problems(config_map)) == {
         "": f"is {CONFIG_MAP_LIMIT + 1} bytes; a ConfigMap holds at most {CONFIG_MAP_LIMIT} "
             "(1 MiB)"}
-
-
-def test_binary_data_counts_decoded_bytes():
-    assert data_size({"binaryData": {"a": "eHl6", "b": "eA=="}}) == 4
 
 
 def test_a_claim_is_valid(pvc):
