@@ -13,6 +13,7 @@ import sys
 
 from trainer.errors import TrainerError
 from trainer.preemption import Preempted
+from trainer.threads import wait_policy
 
 DESCRIPTION = "Train a model (MMPretrain's tools/train.py on mmengine's Runner; CPU or GPU)."
 
@@ -28,8 +29,9 @@ environment variables:
                       checkpoint files or directories (separated by '%s') that may be fully
                       unpickled besides work_dir and --resume PATH; other checkpoints load weights-only
   TRAINER_DEBUG=1     show the Python traceback of an unexpected error instead of one line
-  OMP_WAIT_POLICY     PASSIVE unless set: idle OpenMP threads sleep instead of spinning, so that they
-                      leave the cores to the work when ranks or jobs share a node
+  OMP_WAIT_POLICY     set to PASSIVE (idle OpenMP threads sleep at once instead of spinning) when
+                      this node's ranks x OMP_NUM_THREADS exceed its cores; otherwise OpenMP's
+                      default (faster on cores of your own). Set PASSIVE where other jobs share them
 
 SIGTERM or SIGINT stops training after the current iteration: rank 0 saves a checkpoint and every rank
 exits with status 143 (run again with --resume to continue exactly where it stopped).
@@ -112,17 +114,13 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -
     return args
 
 
-#: OpenMP wait policy of the trainer's processes unless the environment sets one (read once, when torch
-#: loads its OpenMP runtime): idle threads sleep instead of spinning. Spinning threads compete with the
-#: threads doing the work whenever a node has more threads than cores (several ranks, DataLoader workers,
-#: other jobs): a training step was measured 15x slower (3.0 s against 0.21 s with PASSIVE).
-OMP_WAIT_POLICY = "PASSIVE"
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
     """Entry point of ``python -m trainer`` and ``tools/train.py``; returns the exit status."""
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)  # before anything imports torch
     args = parse_args(argv, prog)
+    if "OMP_WAIT_POLICY" not in os.environ:  # before anything imports torch
+        policy = wait_policy(args.launcher)
+        if policy:
+            os.environ["OMP_WAIT_POLICY"] = policy
     from trainer.run import train
 
     try:

@@ -70,14 +70,16 @@ TASK_UTILS = Registry("task util", parent=MMENGINE_TASK_UTILS, scope=SCOPE)
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["trainer.evaluation"])
 EVALUATOR = Registry("evaluator", parent=MMENGINE_EVALUATOR, scope=SCOPE, locations=["trainer.evaluation"])
 
-# ---- visualization (mmengine's Visualizer, LocalVisBackend, TensorboardVisBackend ...) ----
-VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, scope=SCOPE)
+# ---- visualization (Visualizer replaces mmengine's under the same name; LocalVisBackend,
+# TensorboardVisBackend ... are mmengine's) ----
+VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, scope=SCOPE,
+                       locations=["trainer.visualization"])
 VISBACKENDS = Registry("vis_backend", parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 
 # Modules whose import registers this package's types: the components, and the runtime's runner, loop, hooks
 # and optimizer wrappers.
 COMPONENT_MODULES = ("trainer.models", "trainer.datasets", "trainer.evaluation", "trainer.hooks",
-                     "trainer.optim_wrapper", "trainer.loops", "trainer.runner")
+                     "trainer.optim_wrapper", "trainer.loops", "trainer.runner", "trainer.visualization")
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
