@@ -115,8 +115,7 @@ def _environment() -> jinja2.Environment:
     global _ENV
     if _ENV is None:
         _ENV = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.dirname(
-                os.path.abspath(__file__))), "templates")),
+            loader=jinja2.PackageLoader("kctl", "templates"),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             trim_blocks=True,
