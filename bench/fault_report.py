@@ -50,13 +50,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.local_launch import rank_pids  # noqa: E402
-from tests.support.operator_emulator import OperatorEmulator  # noqa: E402
 from tests.support.slurm import SlurmCluster  # noqa: E402
 from tests.support.tiny_job import (  # noqa: E402
     EPOCHS, ITERS_PER_EPOCH, RANKS, TIMEOUT, TOTAL_ITERS, Reference, compare_checkpoints,
-    final_weights, kctl_run, last_checkpoint, pods, preempted_points, resumed_points,
-    saved_epochs, slurm_script, train_manifest, train_reference, trainer_pids, wait_for_iteration,
-    work_dir_on_claim)
+    emulated_tiny_job, final_weights, kctl_run, last_checkpoint, preempted_points, resumed_points,
+    saved_epochs, slurm_script, train_reference, trainer_pids, wait_for_iteration)
 
 SLURM_FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
@@ -149,40 +147,27 @@ def kctl_run_term(work: Path, iteration: int, rank: int) -> Outcome:
 
 
 def pytorchjob_kill(work: Path, iteration: int, rank: int) -> Outcome:
-    objects = train_manifest("tiny")
-    names = pods(objects)
-    pvc_root = work / "pvc"
-    (pvc_root / "shared").mkdir(parents=True)
-    work_dir = work_dir_on_claim(objects, pvc_root)
-    with OperatorEmulator(objects, work / "emu", pvc_root=pvc_root, restart_delay=1) as emulator:
-        emulator.start()
-        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
-        pointer = last_checkpoint(work_dir)
+    with emulated_tiny_job(work, iteration) as job:
+        emulator, names = job.emulator, job.names
+        pointer = last_checkpoint(job.work_dir)
         for pid in trainer_pids(emulator.pods[names[rank]].process.pid):
             os.kill(pid, signal.SIGKILL)
         phase = emulator.wait(timeout=TIMEOUT)
         restarted = emulator.pods[names[rank]].restarts >= 1
         log = "\n".join(emulator.logs(name) for name in names)
-    return Outcome(log, work_dir, restarted, seen, pointer, phase == "Succeeded")
+    return Outcome(log, job.work_dir, restarted, job.seen, pointer, phase == "Succeeded")
 
 
 def pytorchjob_delete(work: Path, iteration: int, rank: int) -> Outcome:
-    objects = train_manifest("tiny")
-    names = pods(objects)
-    pvc_root = work / "pvc"
-    (pvc_root / "shared").mkdir(parents=True)
-    work_dir = work_dir_on_claim(objects, pvc_root)
-    with OperatorEmulator(objects, work / "emu", pvc_root=pvc_root, restart_delay=1,
-                          grace_period=30) as emulator:
-        emulator.start()
-        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
-        pointer = last_checkpoint(work_dir)
+    with emulated_tiny_job(work, iteration, grace_period=30) as job:
+        emulator, names = job.emulator, job.names
+        pointer = last_checkpoint(job.work_dir)
         emulator.delete_pod(names[rank])
         phase = emulator.wait(timeout=TIMEOUT)
         restarted = emulator.pods[names[rank]].recreations >= 1
         # rank 0's every container (the preempted line), then the worker's last one
         log = emulator.all_logs(names[0]) + "\n" + emulator.logs(names[1])
-    return Outcome(log, work_dir, restarted, seen, pointer, phase == "Succeeded")
+    return Outcome(log, job.work_dir, restarted, job.seen, pointer, phase == "Succeeded")
 
 
 def slurm_partition() -> str | None:

@@ -18,6 +18,7 @@ Nothing here imports torch: checkpoints are compared in a subprocess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import pytest
 import yaml
 
 from tests.support.local_launch import REPO, WEIGHTS_LINE, Watched, descendants, launch_env
+from tests.support.operator_emulator import OperatorEmulator
 
 CONFIG = "configs/resnet/resnet18_1xb64_digits.py"
 EPOCHS = 2
@@ -256,6 +258,33 @@ def pods(objects: list[dict]) -> tuple[str, str]:
     """Names of the master and the worker pod: ranks 0 and 1 (one rank per pod)."""
     name = job_of(objects)["metadata"]["name"]
     return f"{name}-master-0", f"{name}-worker-0"
+
+
+@dataclass
+class EmulatedJob:
+    """The tiny PyTorchJob under the operator emulator (see :func:`emulated_tiny_job`)."""
+
+    emulator: OperatorEmulator
+    names: tuple[str, str]  # the master's and the worker's pod: ranks 0 and 1
+    work_dir: Path  # the pods' --work-dir, under the claim folder
+    seen: int  # the iteration rank 0 had logged when the job was handed over
+
+
+@contextlib.contextmanager
+def emulated_tiny_job(work: Path, iteration: int, **emulator_options):
+    """Run the tiny job's ``kctl train`` manifest in the operator emulator, its work-dir claim
+    under ``work/pvc``; yield an :class:`EmulatedJob` once rank 0 has logged ``iteration``
+    (the moment a fault is injected). ``emulator_options`` go to :class:`OperatorEmulator`
+    (``restart_delay`` is 1 s)."""
+    objects = train_manifest("tiny")
+    names = pods(objects)
+    pvc_root = work / "pvc"
+    (pvc_root / "shared").mkdir(parents=True)
+    with OperatorEmulator(objects, work / "emu", pvc_root=pvc_root, restart_delay=1,
+                          **emulator_options) as emulator:
+        emulator.start()
+        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
+        yield EmulatedJob(emulator, names, work_dir_on_claim(objects, pvc_root), seen)
 
 
 def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny"

@@ -16,11 +16,9 @@ import os
 import signal
 
 from tests.support.local_launch import START_LINE, rank_pids
-from tests.support.operator_emulator import OperatorEmulator
 from tests.support.tiny_job import (ITERS_PER_EPOCH, TIMEOUT, assert_finished_exactly,
-                                    assert_same_answer, kctl_run, pick_fault, pods,
-                                    resumed_points, train_manifest, trainer_pids,
-                                    wait_for_iteration, work_dir_on_claim)
+                                    assert_same_answer, emulated_tiny_job, kctl_run, pick_fault,
+                                    resumed_points, trainer_pids, wait_for_iteration)
 
 
 def assert_resumed_from_the_epoch_checkpoint(log: str, killed_after: int) -> None:
@@ -54,14 +52,8 @@ def test_kctl_run_restarts_a_killed_rank(tiny_reference, tmp_path):
 
 def test_pytorchjob_restarts_a_killed_rank(tiny_reference, tmp_path):
     iteration, rank = pick_fault("pytorchjob")
-    objects = train_manifest("tiny")
-    names = pods(objects)
-    pvc_root = tmp_path / "pvc"
-    (pvc_root / "shared").mkdir(parents=True)
-    with OperatorEmulator(objects, tmp_path / "emu", pvc_root=pvc_root,
-                          restart_delay=1) as emulator:
-        emulator.start()
-        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
+    with emulated_tiny_job(tmp_path, iteration) as job:
+        emulator, names, seen = job.emulator, job.names, job.seen
         victims = trainer_pids(emulator.pods[names[rank]].process.pid)
         assert len(victims) == 1, emulator.report()
         os.kill(victims[0], signal.SIGKILL)
@@ -76,6 +68,5 @@ def test_pytorchjob_restarts_a_killed_rank(tiny_reference, tmp_path):
     # the kubelet restarted the killed rank's container; the other rank's failed with its peer
     assert restarts[names[rank]] >= 1 and "Restarting" in conditions, report
     assert_resumed_from_the_epoch_checkpoint(logs[0], seen)
-    work = work_dir_on_claim(objects, pvc_root)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, "\n".join(logs), work)
+    assert_finished_exactly(job.work_dir)
+    assert_same_answer(tiny_reference, "\n".join(logs), job.work_dir)

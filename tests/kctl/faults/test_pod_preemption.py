@@ -11,22 +11,15 @@ the iteration where it stopped and ends with the uninterrupted run's weights.
 
 from __future__ import annotations
 
-from tests.support.operator_emulator import OperatorEmulator
 from tests.support.tiny_job import (TIMEOUT, assert_finished_exactly, assert_same_answer,
-                                    pick_fault, pods, preempted_points, resumed_points,
-                                    train_manifest, wait_for_iteration, work_dir_on_claim)
+                                    emulated_tiny_job, pick_fault, preempted_points,
+                                    resumed_points)
 
 
 def test_deleted_pod_comes_back_and_resumes_where_it_stopped(tiny_reference, tmp_path):
     iteration, rank = pick_fault("pytorchjob-preempt")
-    objects = train_manifest("tiny")
-    names = pods(objects)
-    pvc_root = tmp_path / "pvc"
-    (pvc_root / "shared").mkdir(parents=True)
-    with OperatorEmulator(objects, tmp_path / "emu", pvc_root=pvc_root, restart_delay=1,
-                          grace_period=30) as emulator:
-        emulator.start()
-        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
+    with emulated_tiny_job(tmp_path, iteration, grace_period=30) as job:
+        emulator, names, seen = job.emulator, job.names, job.seen
         emulator.delete_pod(names[rank])
         print(f"deleted pod {names[rank]} (rank {rank}) after iteration {seen}")
         phase = emulator.wait(timeout=TIMEOUT)
@@ -41,6 +34,5 @@ def test_deleted_pod_comes_back_and_resumes_where_it_stopped(tiny_reference, tmp
     assert stopped is not None and stopped.iteration >= seen, everything[-3000:]
     assert [(p.epoch, p.iteration, p.path) for p in resumed_points(logs[0])] == [
         (stopped.epoch, stopped.iteration, stopped.path)], logs[0][-3000:]
-    work = work_dir_on_claim(objects, pvc_root)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, "\n".join(logs), work)
+    assert_finished_exactly(job.work_dir)
+    assert_same_answer(tiny_reference, "\n".join(logs), job.work_dir)
