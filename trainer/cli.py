@@ -12,6 +12,7 @@ import os
 import sys
 
 from trainer.errors import TrainerError
+from trainer.malloc import keep_freed_memory
 from trainer.preemption import Preempted
 from trainer.threads import wait_policy
 
@@ -117,6 +118,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m trainer") -
 def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
     """Entry point of ``python -m trainer`` and ``tools/train.py``; returns the exit status."""
     args = parse_args(argv, prog)
+    keep_freed_memory()
     if "OMP_WAIT_POLICY" not in os.environ:  # before anything imports torch
         policy = wait_policy(args.launcher)
         if policy:
