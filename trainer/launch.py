@@ -219,3 +219,20 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([int(flag)], dtype=torch.int32)
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX, group=_flag_group)
     return bool(value.item())
+
+
+def leave_together(backend: str) -> None:
+    """Wait for every rank at the end of a finished run, before the process group is destroyed.
+
+    The last collective of a run (mmengine's broadcast of the metrics at the end of validation) ends
+    about 2 ms before the interpreter shuts down. gloo's worker thread then still has to release that
+    broadcast's tensors, which takes the GIL; when the main thread does not let go of the GIL before
+    shutdown, the worker thread dies trying and the process aborts ("terminate called without an
+    active exception", exit -6 after training had finished: about one two-rank CPU run in 25). A
+    barrier waits with the GIL released, so the worker thread is done first; and no rank closes its
+    connections while a peer still talks to it.
+    """
+    import torch
+
+    kwargs = {"device_ids": [torch.cuda.current_device()]} if backend == "nccl" else {}
+    torch.distributed.barrier(**kwargs)

@@ -36,7 +36,7 @@ def train(args) -> None:
 
     from trainer.amp import configure_amp
     from trainer.checkpoint import install_trusted_loader
-    from trainer.launch import init_process_group
+    from trainer.launch import init_process_group, leave_together
     from trainer.registry import RUNNERS, register_all_modules
     from trainer.report import amp_line, emit, start_line
 
@@ -58,15 +58,18 @@ def train(args) -> None:
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too
     install_trusted_loader([cfg.work_dir] + [p for p in (resume_path, out_dir) if p] + trusted_paths_from_env())
-    preempted = False
+    preempted = finished = False
     try:
         runner = RUNNERS.build(cfg)
         runner.train()
+        finished = True
     except preemption.Preempted:
         preempted = True  # the process leaves at once (cli.main); no teardown while peers exit too
         raise
     finally:
         if not preempted and torch.distributed.is_available() and torch.distributed.is_initialized():
+            if finished:
+                leave_together(backend)
             torch.distributed.destroy_process_group()
 
 

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,12 +123,15 @@ def test_bad_input_submits_nothing(fake, monkeypatch, args, env, message):
     assert not (fake / "sbatch.argv").exists()
 
 
-def test_interrupt_cancels_the_job(fake):
+@pytest.mark.parametrize("delay", [0, 0.5], ids=["at-once", "while-it-waits"])
+def test_interrupt_cancels_the_job(fake, delay):
+    """SIGINT to the script alone (not its process group), also while it waits between two polls."""
     job_life(fake, "RUNNING 0:0 started")
     proc = subprocess.Popen([str(TOOL), "debug", "job", "cfg.py", "work"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "started\n"
+        time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
