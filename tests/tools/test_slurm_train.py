@@ -125,10 +125,13 @@ def test_bad_input_submits_nothing(fake, monkeypatch, args, env, message):
 
 @pytest.mark.parametrize("delay", [0, 0.5], ids=["at-once", "while-it-waits"])
 def test_interrupt_cancels_the_job(fake, delay):
-    """SIGINT to the script alone (not its process group), also while it waits between two polls."""
+    """SIGINT to the script alone (not its process group), also while it waits between two polls. The
+    script starts with SIGINT's default action, as from a terminal: a shell cannot trap a signal that
+    was ignored when it started (as it is for anything started with & from a non-interactive shell)."""
     job_life(fake, "RUNNING 0:0 started")
     proc = subprocess.Popen([str(TOOL), "debug", "job", "cfg.py", "work"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline() == "started\n"
         time.sleep(delay)
