@@ -52,13 +52,14 @@ def settings(environ=os.environ) -> dict[int, int]:
             if not user_chose(names, environ)}
 
 
-def keep_freed_memory(environ=os.environ) -> dict[int, int]:
-    """Apply :func:`settings` where the C library is glibc; returns what was set (empty elsewhere)."""
+def keep_freed_memory(environ=os.environ) -> None:
+    """Make the ``mallopt`` calls of :func:`settings` where the C library is glibc; elsewhere nothing."""
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only: musl has a mallopt that does nothing
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return {}
+        return
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return {param: value for param, value in settings(environ).items() if mallopt(param, value) == 1}
+    for param, value in settings(environ).items():
+        mallopt(param, value)
