@@ -32,8 +32,13 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def descendants(root: int) -> list[int]:
-    """Live process ids below ``root`` in the process tree, read from ``/proc``."""
+    """Live process ids below ``root`` in the process tree, read from ``/proc``.
+
+    A zombie is dead already (its parent reaps it) and is not listed, but the walk goes through
+    it: a thread-group leader that has exited shows as a zombie while its other threads are still
+    exiting, and until the last one has, its children keep it as their parent."""
     children: dict[int, list[int]] = {}
+    zombies: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -42,13 +47,14 @@ def descendants(root: int) -> list[int]:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] == b"Z":  # a zombie is dead already; its parent reaps it
-            continue
+        if fields[0] == b"Z":
+            zombies.add(int(entry))
         children.setdefault(int(fields[1]), []).append(int(entry))
     found, pending = [], [root]
     while pending:
         for child in children.get(pending.pop(), []):
-            found.append(child)
+            if child not in zombies:
+                found.append(child)
             pending.append(child)
     return found
 
