@@ -7,7 +7,9 @@ last checkpoint:
 
 - Kubeflow PyTorchJob (any ``PET_*`` rendezvous variable): ``torchrun ... -m trainer CONFIG
   --launcher pytorch``, one torchrun per pod, with the operator's node count, processes per
-  node, node rank and master.
+  node, node rank and master, and ``TORCH_ELASTIC_WORKER_IDENTICAL=1``: torchrun computes the
+  ranks of these identical nodes itself, so a pod restarted before the old master's torchrun
+  has exited cannot take stale ranks from that master's rendezvous store and hang the job.
 - Slurm (``SLURM_PROCID``): one trainer per task, ``--launcher slurm``.
 - Open MPI (``OMPI_COMM_WORLD_RANK``): one trainer per rank, ``--launcher mpi``.
 - Anything else: one process, ``--launcher none``.
@@ -30,6 +32,8 @@ PET_VARS = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADD
 #: torchrun's own words for "as many processes as devices".
 NPROC_WORDS = ("auto", "cpu", "gpu", "xpu")
 DEFAULT_PORT = 29500
+#: Added to torchrun's environment in a PyTorchJob pod (see the module docstring).
+TORCHRUN_ENV = {"TORCH_ELASTIC_WORKER_IDENTICAL": "1"}
 
 
 class EnvError(Exception):
@@ -66,7 +70,7 @@ def _below(env: dict, rank_name: str, rank: int, size_name: str, size: int) -> N
         raise EnvError(f"{rank_name}={rank} must be less than {size_name}={size}")
 
 
-def _pytorchjob(env: dict) -> tuple[str, list[str], str]:
+def _pytorchjob(env: dict) -> tuple[str, list[str], str, dict]:
     raw_nodes = env.get("PET_NNODES", "")
     if ":" in raw_nodes:
         raise EnvError(f"PET_NNODES={raw_nodes} is an elastic range; this image runs static "
@@ -90,10 +94,10 @@ def _pytorchjob(env: dict) -> tuple[str, list[str], str]:
               "--master-port", str(port), "-m", "trainer"]
     topology = (f"nodes={nodes} procs_per_node={nproc} node_rank={node_rank} "
                 f"master={addr}:{port}")
-    return "pytorch", launch, topology
+    return "pytorch", launch, topology, TORCHRUN_ENV
 
 
-def _slurm(env: dict) -> tuple[str, list[str], str]:
+def _slurm(env: dict) -> tuple[str, list[str], str, dict]:
     rank = _int(env, "SLURM_PROCID")
     tasks = _int(env, "SLURM_NTASKS", low=1)
     _below(env, "SLURM_PROCID", rank, "SLURM_NTASKS", tasks)
@@ -105,10 +109,10 @@ def _slurm(env: dict) -> tuple[str, list[str], str]:
     per_node = str(tasks // nodes) if tasks % nodes == 0 else f"{tasks}/{nodes}"
     topology = (f"nodes={nodes} procs_per_node={per_node} rank={rank} local_rank={local_rank} "
                 f"nodelist={nodelist}")
-    return "slurm", [sys.executable, "-m", "trainer"], topology
+    return "slurm", [sys.executable, "-m", "trainer"], topology, {}
 
 
-def _mpi(env: dict) -> tuple[str, list[str], str]:
+def _mpi(env: dict) -> tuple[str, list[str], str, dict]:
     rank = _int(env, "OMPI_COMM_WORLD_RANK")
     size = _int(env, "OMPI_COMM_WORLD_SIZE", low=1)
     _below(env, "OMPI_COMM_WORLD_RANK", rank, "OMPI_COMM_WORLD_SIZE", size)
@@ -125,15 +129,16 @@ def _mpi(env: dict) -> tuple[str, list[str], str]:
     nodes = -(-size // local_size)
     topology = (f"nodes={nodes} procs_per_node={local_size} rank={rank} local_rank={local_rank} "
                 f"master={addr}:{port}")
-    return "mpi", [sys.executable, "-m", "trainer"], topology
+    return "mpi", [sys.executable, "-m", "trainer"], topology, {}
 
 
-def _single(env: dict) -> tuple[str, list[str], str]:
-    return "none", [sys.executable, "-m", "trainer"], "nodes=1 procs_per_node=1 rank=0"
+def _single(env: dict) -> tuple[str, list[str], str, dict]:
+    return "none", [sys.executable, "-m", "trainer"], "nodes=1 procs_per_node=1 rank=0", {}
 
 
-def detect(env: dict) -> tuple[str, list[str], str]:
-    """``(launcher, command prefix up to the trainer module, topology words)`` for ``env``."""
+def detect(env: dict) -> tuple[str, list[str], str, dict]:
+    """``(launcher, command prefix up to the trainer module, topology words, variables to add
+    to the environment)`` for ``env``."""
     if any(env.get(name) for name in PET_VARS):
         return _pytorchjob(env)
     if env.get("SLURM_PROCID"):
@@ -143,14 +148,15 @@ def detect(env: dict) -> tuple[str, list[str], str]:
     return _single(env)
 
 
-def build(argv: list[str], env: dict) -> tuple[list[str], str]:
-    """The full command and the one topology line for ``entrypoint argv`` in ``env``."""
+def build(argv: list[str], env: dict) -> tuple[list[str], str, dict]:
+    """The full command, the one topology line and the variables the command gets on top of
+    ``env``, for ``entrypoint argv`` in ``env``."""
     config, trainer_args = argv[0], argv[1:]
     if any(a == "--launcher" or a.startswith("--launcher=") for a in trainer_args):
         raise EnvError("do not pass --launcher: the entrypoint chooses it from the environment")
-    launcher, prefix, topology = detect(env)
+    launcher, prefix, topology, added = detect(env)
     command = [*prefix, config, "--launcher", launcher, "--resume", *trainer_args]
-    return command, f"{PROG}: launcher={launcher} {topology}"
+    return command, f"{PROG}: launcher={launcher} {topology}", added
 
 
 def main(argv: list[str] | None = None, env: dict | None = None) -> int:
@@ -167,15 +173,16 @@ def main(argv: list[str] | None = None, env: dict | None = None) -> int:
         sys.stderr.write(f"{PROG}: error: the first argument must be the config file ({USAGE})\n")
         return 2
     try:
-        command, topology = build(argv, env)
+        command, topology, added = build(argv, env)
     except EnvError as err:
         sys.stderr.write(f"{PROG}: error: {err}\n")
         return 2
     print(topology, flush=True)
     if print_only:
-        print(shlex.join(command), flush=True)
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in added.items()]
+        print(" ".join([*assignments, shlex.join(command)]), flush=True)
         return 0
-    os.execv(command[0], command)
+    os.execve(command[0], command, {**env, **added})
     return 1  # not reached: execv replaces this process
 
 

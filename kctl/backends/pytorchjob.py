@@ -20,9 +20,22 @@ rules: :func:`kctl.validate.manifest.check_rendered`); a dry run only prints it 
 
 Restarts and preemption. The replicas' ``restartPolicy`` is ``OnFailure``: a container that exits
 non-zero for any reason (a crash, an OOM kill = 137, a rank that failed or was killed, which
-``torchrun`` reports as exit 1) is restarted in the same pod by the kubelet, counted against
-``runPolicy.backoffLimit`` (``--max-restarts``), and resumes. The ranks of the other pods fail with
-their lost peer and are restarted the same way. A pod that is deleted, evicted or preempted gets
+``torchrun`` reports as exit 1) is restarted in the same pod by the kubelet and resumes. The ranks
+of the other pods fail with their lost peer and are restarted the same way, so one failure costs
+one container restart per node: the operator counts every one against ``runPolicy.backoffLimit``,
+which is therefore ``--max-restarts`` (failures the job survives) x nodes.
+
+A restarted pod's ``torchrun`` can reach the master's rendezvous store before the master's old
+``torchrun`` has exited (the kubelet restarts a container at once the first time). Left to
+itself, it would then read its ranks from that old store, and the new master would wait for
+ranks that were already given out: a job that hangs until the rendezvous times out (10 minutes).
+Every node runs the same number of processes, so the pods set ``TORCH_ELASTIC_WORKER_IDENTICAL=1``
+and ``torchrun`` computes the ranks itself (node rank x processes per node + local rank, the
+arithmetic of :class:`kctl.job.Topology`) instead of exchanging them through the store. What is
+left of that race costs time, not the job: a rank that started in the old store fails with it
+and its pod restarts once more; a rank whose ``torchrun`` saw the old store but which itself
+joined the new one trains to the end, and the master's ``torchrun`` then waits out its 300 s
+exit barrier for that node before the job succeeds. A pod that is deleted, evicted or preempted gets
 SIGTERM (to ``torchrun``, which passes it to the ranks: the trainer finishes its iteration, saves a
 checkpoint and exits 143, "preempted, checkpoint saved: retry") and SIGKILL after
 ``terminationGracePeriodSeconds`` (30 s by default); the operator creates the pod again and it
@@ -69,8 +82,13 @@ SHM_MOUNT = "/dev/shm"
 #: a limit, not a reservation: only what is used counts against the pod's memory).
 DEFAULT_SHM_SIZE = "8Gi"
 
-#: ``runPolicy.backoffLimit``: container restarts the job survives before it is marked Failed.
+#: Failures the job survives before it is marked Failed (``--max-restarts``); rendered as
+#: ``runPolicy.backoffLimit`` = this x nodes (:func:`backoff_limit`).
 DEFAULT_MAX_RESTARTS = 3
+
+#: Environment of every container: torchrun computes the ranks of identical nodes itself, so a
+#: restarted node cannot take stale ranks from the previous master's store (module docstring).
+TORCHRUN_ENV = {"TORCH_ELASTIC_WORKER_IDENTICAL": "1"}
 
 #: Containers restart in place (``emptyDir`` volumes survive); the operator re-creates failed pods.
 RESTART_POLICY = "OnFailure"
@@ -137,7 +155,8 @@ class ClusterOptions:
         gang: Gang-schedule all pods (``schedulingPolicy.minAvailable``, for Volcano or
             scheduler-plugins). Defaults to ``False``.
         priority_class: PriorityClass of the pods (and of the gang). Defaults to ``None``.
-        max_restarts: ``runPolicy.backoffLimit``. Defaults to :data:`DEFAULT_MAX_RESTARTS`.
+        max_restarts: Failures the job survives (``runPolicy.backoffLimit`` = this x nodes).
+            Defaults to :data:`DEFAULT_MAX_RESTARTS`.
         config_in_image: Path of the config inside the image; no ConfigMap is made. Defaults
             to ``None``.
     """
@@ -193,6 +212,12 @@ def threads_per_process(cpu: str | None, procs: int) -> int | None:
         return None
     millicores = float(match.group(1)) * (1 if match.group(3) else 1000)
     return max(1, int(millicores) // (1000 * procs))
+
+
+def backoff_limit(max_restarts: int, nodes: int) -> int:
+    """``runPolicy.backoffLimit`` for a job that survives ``max_restarts`` failures: the operator
+    counts container restarts, and one failure restarts the container of every node."""
+    return max_restarts * nodes
 
 
 def _check(flag: str, error: str | None) -> None:
@@ -348,7 +373,7 @@ class PyTorchJobBackend(Backend):
             config_mount=CONFIG_MOUNT,
             nproc_per_node=str(topology.procs_per_node),
             clean_pod_policy=CLEAN_POD_POLICY,
-            backoff_limit=opts.max_restarts,
+            backoff_limit=backoff_limit(opts.max_restarts, topology.nodes),
             ttl_seconds_after_finished=TTL_SECONDS_AFTER_FINISHED,
             suspend=opts.queue is not None,
             min_available=topology.nodes if opts.gang else None,
@@ -359,6 +384,7 @@ class PyTorchJobBackend(Backend):
             container_name=CONTAINER_NAME,
             image=opts.image,
             command=command,
+            env=TORCHRUN_ENV,
             hide_gpus=not topology.uses_gpus,
             omp_threads=(None if topology.uses_gpus
                          else threads_per_process(opts.cpu, topology.procs_per_node)),

@@ -28,7 +28,8 @@ in a ConfigMap. With --work-dir-pvc, a job deleted (kctl delete NAME) and submit
 the same NAME resumes from its last checkpoint.
 
 Restarts and preemption: replicas restart OnFailure. A container that fails or is killed is
-restarted in its pod (up to --max-restarts times in all) and resumes from the last checkpoint;
+restarted in its pod, its peers' containers with it, and all resume from the last checkpoint
+(the job survives --max-restarts such failures: runPolicy.backoffLimit = K x nodes);
 a pod that is deleted, evicted or preempted gets SIGTERM (the trainer saves a checkpoint and exits
 143) and SIGKILL 30 s later, and the operator creates it again. CPU jobs with --cpu C give each
 process OMP_NUM_THREADS = C / processes, so they compute the same numbers on any node.
@@ -82,7 +83,7 @@ def add_arguments(parser) -> None:
                         help="gang-schedule all pods (Volcano / scheduler-plugins)")
     parser.add_argument("--priority-class", metavar="P", help="PriorityClass of the pods")
     parser.add_argument("--max-restarts", type=int, default=DEFAULT_MAX_RESTARTS, metavar="K",
-                        help=f"restarts before the job fails (default: {DEFAULT_MAX_RESTARTS})")
+                        help=f"failures the job survives (default: {DEFAULT_MAX_RESTARTS})")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the manifest, do not validate or create it")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),

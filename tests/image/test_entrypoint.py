@@ -75,9 +75,12 @@ PYTORCHJOB_WORKER = {  # what the training operator injects into worker-0 of a 2
         id="single-process"),
 ])
 def test_detects_launcher_and_builds_the_exact_command(env, line, command):
-    built, topology = entrypoint.build(["cfg.py", "--amp"], env)
+    built, topology, added = entrypoint.build(["cfg.py", "--amp"], env)
     assert topology == f"kctl-entrypoint: {line}"
     assert built == command
+    # torchrun computes the ranks of identical nodes: none can come from a stale store
+    expected = {"TORCH_ELASTIC_WORKER_IDENTICAL": "1"} if built[:3] == TORCHRUN else {}
+    assert added == expected
 
 
 def test_pytorchjob_wins_over_slurm_variables():
@@ -143,8 +146,8 @@ def test_print_switch_prints_topology_then_command(args, env):
     assert proc.stdout.splitlines() == [
         "kctl-entrypoint: launcher=pytorch nodes=2 procs_per_node=8 node_rank=1 "
         "master=digits-master-0:23456",
-        f"{PY} -m torch.distributed.run --nnodes 2 --nproc-per-node 8 --node-rank 1 "
-        "--master-addr digits-master-0 --master-port 23456 -m trainer cfg.py "
+        f"TORCH_ELASTIC_WORKER_IDENTICAL=1 {PY} -m torch.distributed.run --nnodes 2 "
+        "--nproc-per-node 8 --node-rank 1 --master-addr digits-master-0 --master-port 23456 -m trainer cfg.py "
         "--launcher pytorch --resume --amp",
     ]
 

@@ -32,9 +32,13 @@ spec:
   - name: pytorch
     image: {{ printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) | quote }}
     command: {{ include "kctl.command" . }}
+    env:
+    {{- /* identical nodes: torchrun computes the ranks, a restarted node cannot read stale ones
+           from the previous master's rendezvous store */}}
+    - name: TORCH_ELASTIC_WORKER_IDENTICAL
+      value: "1"
     {{- if eq (int .Values.gpus) 0 }}
     {{- /* CPU training: GPUs a runtime may show to pods that request none stay unused */}}
-    env:
     - name: CUDA_VISIBLE_DEVICES
       value: ""
     {{- with include "kctl.ompThreads" . }}

@@ -115,9 +115,21 @@ def test_gpu_limit_per_node_and_none_for_cpu_training():
     assert "resources" not in container(render(gpus=0))
 
 
+IDENTICAL = {"name": "TORCH_ELASTIC_WORKER_IDENTICAL", "value": "1"}
+
+
+@pytest.mark.parametrize("gpus", [0, 1, 8])
+def test_torchrun_computes_the_ranks_of_identical_nodes(gpus):
+    """No rank comes from the rendezvous store, where a restarted node could read stale ones."""
+    for replica in objects(render(gpus=gpus, nodes=3, work_dir_pvc="w"))["PyTorchJob"]["spec"][
+            "pytorchReplicaSpecs"].values():
+        assert replica["template"]["spec"]["containers"][0]["env"][0] == IDENTICAL
+
+
 def test_cpu_training_hides_gpus_the_runtime_might_show():
-    assert container(render(gpus=0))["env"] == [{"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
-    assert "env" not in container(render(gpus=1))
+    assert container(render(gpus=0))["env"] == [IDENTICAL,
+                                                {"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
+    assert container(render(gpus=1))["env"] == [IDENTICAL]
 
 
 @pytest.mark.parametrize("cpu,procs,threads", [
@@ -125,7 +137,7 @@ def test_cpu_training_hides_gpus_the_runtime_might_show():
     ("4500m", 2, "2"), ("2.5", 1, "2"), (".5", 1, "1")])
 def test_cpu_training_threads_are_the_cpus_per_process(cpu, procs, threads):
     env = container(render(gpus=0, cpu_procs=procs, cpu=cpu))["env"]
-    assert env == [{"name": "CUDA_VISIBLE_DEVICES", "value": ""},
+    assert env == [IDENTICAL, {"name": "CUDA_VISIBLE_DEVICES", "value": ""},
                    {"name": "OMP_NUM_THREADS", "value": threads}]
 
 
@@ -133,8 +145,8 @@ def test_cpu_training_threads_are_the_cpus_per_process(cpu, procs, threads):
 def test_cpu_training_threads_stay_torchruns_without_plain_cores(cpu):
     options = {} if cpu is None else {"cpu": cpu}
     names = [e["name"] for e in container(render(gpus=0, **options))["env"]]
-    assert names == ["CUDA_VISIBLE_DEVICES"]
-    assert "env" not in container(render(gpus=1, cpu="8"))
+    assert names == [IDENTICAL["name"], "CUDA_VISIBLE_DEVICES"]
+    assert container(render(gpus=1, cpu="8"))["env"] == [IDENTICAL]
 
 
 def test_cpu_and_memory_are_requests_and_limits_per_pod():
@@ -222,6 +234,14 @@ def test_run_policy_defaults_and_no_namespace_unless_asked():
     namespaced = render(work_dir_pvc="w", namespace="research", max_restarts=0)
     assert {o["metadata"]["namespace"] for o in namespaced.request} == {"research"}
     assert objects(namespaced)["PyTorchJob"]["spec"]["runPolicy"]["backoffLimit"] == 0
+
+
+@pytest.mark.parametrize("nodes, max_restarts, limit", [(1, 3, 3), (2, 3, 6), (4, 2, 8),
+                                                        (4, 0, 0)])
+def test_backoff_limit_is_failures_times_nodes(nodes, max_restarts, limit):
+    """The operator counts container restarts, and one failure restarts every node's."""
+    job = objects(render(nodes=nodes, max_restarts=max_restarts, work_dir_pvc="w"))["PyTorchJob"]
+    assert job["spec"]["runPolicy"]["backoffLimit"] == limit
 
 
 def test_queue_labels_the_job_and_creates_it_suspended():
