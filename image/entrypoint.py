@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None, env: dict | None = None) -> int:
         print(" ".join([*assignments, shlex.join(command)]), flush=True)
         return 0
     os.execve(command[0], command, {**env, **added})
-    return 1  # not reached: execv replaces this process
+    return 1  # not reached: execve replaces this process
 
 
 if __name__ == "__main__":

@@ -35,14 +35,15 @@ arithmetic of :class:`kctl.job.Topology`) instead of exchanging them through the
 left of that race costs time, not the job: a rank that started in the old store fails with it
 and its pod restarts once more; a rank whose ``torchrun`` saw the old store but which itself
 joined the new one trains to the end, and the master's ``torchrun`` then waits out its 300 s
-exit barrier for that node before the job succeeds. A pod that is deleted, evicted or preempted gets
-SIGTERM (to ``torchrun``, which passes it to the ranks: the trainer finishes its iteration, saves a
-checkpoint and exits 143, "preempted, checkpoint saved: retry") and SIGKILL after
-``terminationGracePeriodSeconds`` (30 s by default); the operator creates the pod again and it
-resumes from that checkpoint. Under the operator's other policy, ``ExitCode``, exit codes >= 128
-(143, 137) are retryable (the pod is re-created) and 1-127 fail the job: but ``torchrun`` itself
-exits 1 when a rank fails or when it is stopped by SIGTERM, so a rank's 143 would end the job
-there; that is why kctl renders ``OnFailure``.
+exit barrier for that node before the job succeeds.
+
+A pod that is deleted, evicted or preempted gets SIGTERM (to ``torchrun``, which passes it to
+the ranks: the trainer finishes its iteration, saves a checkpoint and exits 143, "preempted,
+checkpoint saved: retry") and SIGKILL after ``terminationGracePeriodSeconds`` (30 s by default);
+the operator creates the pod again and it resumes from that checkpoint. Under the operator's
+other policy, ``ExitCode``, exit codes >= 128 (143, 137) are retryable (the pod is re-created)
+and 1-127 fail the job: but ``torchrun`` itself exits 1 when a rank fails or when it is stopped
+by SIGTERM, so a rank's 143 would end the job there; that is why kctl renders ``OnFailure``.
 
 CPU jobs (``--gpus 0``) with ``--cpu`` get ``OMP_NUM_THREADS`` = the CPUs per process (at least
 1), like ``kctl slurm-script``'s ``--cpus-per-task``: a CPU job's results depend on its thread
