@@ -31,7 +31,7 @@ itself, it would then read its ranks from that old store, and the new master wou
 ranks that were already given out: a job that hangs until the rendezvous times out (10 minutes).
 Every node runs the same number of processes, so the pods set ``TORCH_ELASTIC_WORKER_IDENTICAL=1``
 and ``torchrun`` computes the ranks itself (node rank x processes per node + local rank, the
-arithmetic of :class:`kctl.job.Topology`) instead of exchanging them through the store. What is
+arithmetic of :meth:`kctl.job.Topology.rank`) instead of exchanging them through the store. What is
 left of that race costs time, not the job: a rank that started in the old store fails with it
 and its pod restarts once more; a rank whose ``torchrun`` saw the old store but which itself
 joined the new one trains to the end, and the master's ``torchrun`` then waits out its 300 s
