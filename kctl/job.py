@@ -16,8 +16,9 @@ from kctl.errors import UsageError
 #: The trainer's module: every launcher starts ``python -m trainer`` (or ``torchrun -m trainer``).
 TRAINER_MODULE = "trainer"
 
-#: Longest default job name: ``<name>-worker-<i>`` Services must stay within 63 characters.
-MAX_JOB_NAME = 50
+#: Longest job name: a DNS-1035 label. A target may take fewer (its pods' and Services' names are
+#: made from the job's).
+MAX_JOB_NAME = 63
 
 
 @dataclass(frozen=True)

@@ -16,3 +16,11 @@ def load_backend(name: str) -> Backend:
     """Import ``kctl.backends.<name>`` and return its ``BACKEND``."""
     module = importlib.import_module(f"kctl.backends.{name}")
     return module.BACKEND
+
+
+def kubernetes_backends() -> list:
+    """The backend of every Kubernetes kind ``kctl train`` renders, the default first
+    (:data:`kctl.options.KINDS`; kind ``TrainJob`` lives in ``kctl.backends.trainjob``)."""
+    from kctl.options import KINDS
+
+    return [load_backend(kind.lower()) for kind in KINDS]

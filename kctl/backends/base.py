@@ -1,7 +1,8 @@
 """The seam every target implements, after TorchX's schedulers.
 
 ``render`` turns a job into a :class:`DryRun` whose text is exactly what would run or be applied;
-``submit`` is render + apply. Nothing here imports torch, mmengine or kubernetes.
+``submit`` applies a dry run (render + submit = run). Nothing here imports torch, mmengine or
+kubernetes.
 """
 
 from __future__ import annotations
@@ -59,16 +60,14 @@ class DryRun:
 
 
 class Backend:
-    """A target. Subclasses set ``name``, ``template`` and ``capabilities`` and implement
-    :meth:`render`; those that can start work implement :meth:`submit`.
-
-    Capabilities are plain words a caller (or a test) can check, e.g. ``"multi_node"``, ``"gpu"``,
-    ``"cpu"``, ``"submit"``, ``"status"``, ``"logs"``, ``"delete"``, ``"list"``.
+    """A target. Subclasses set ``name`` and ``template`` and implement :meth:`render` and
+    :meth:`submit`. Targets that run jobs a cluster keeps (Kubernetes kinds,
+    :class:`kctl.backends.kubernetes.KubernetesBackend`) also describe, list, stream the logs of
+    and cancel them.
     """
 
     name: str = ""
     template: str = ""
-    capabilities: frozenset[str] = frozenset()
 
     def render(self, job: Job, **options: Any) -> DryRun:
         raise NotImplementedError

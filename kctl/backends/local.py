@@ -102,7 +102,6 @@ class LocalBackend(Backend):
 
     name = "local"
     template = "torchrun.j2"
-    capabilities = frozenset({"cpu", "gpu", "multi_node", "submit"})
 
     def render(self, job: Job, *, max_restarts: int = 0, **options: Any) -> DryRun:
         """The torchrun command for this node of ``job``.

@@ -104,7 +104,6 @@ class SlurmBackend(Backend):
 
     name = "slurm"
     template = "sbatch.sh.j2"
-    capabilities = frozenset({"multi_node", "gpu", "cpu", "submit"})
 
     def render(self, job: Job, *, partition: str, chdir: str, config: str | None = None,
                cpus_per_task: int = 5, srun_args: Sequence[str] = (), python: str = "python",

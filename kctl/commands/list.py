@@ -1,4 +1,4 @@
-"""``kctl list``: PyTorchJobs as a table, like ``kubectl get pytorchjobs``."""
+"""``kctl list``: jobs of every kind kctl runs, as a table like ``kubectl get``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from kctl.k8s import add_cluster_arguments
 
 NAME = "list"
-HELP = "List PyTorchJobs: name, state, age, nodes x GPUs per node"
+HELP = "List PyTorchJobs and TrainJobs: name, kind, state, age, nodes x GPUs per node"
 ORDER = 40
 EXAMPLES = """\
 Examples:
@@ -22,23 +22,28 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from kctl.k8s import jobs
+    from kctl.backends import kubernetes_backends
     from kctl.k8s.cluster import connect
     from kctl.k8s.display import age, table
+    from kctl.k8s.jobs import served
 
+    kinds = kubernetes_backends()
     with connect(args.context, args.namespace, args.request_timeout) as cluster:
         namespace = None if args.all_namespaces else cluster.namespace
-        found = jobs.list_jobs(cluster, namespace)
+        found = [(kind, job) for kind, jobs in served(
+            cluster, kinds, lambda kind: kind.list_jobs(cluster, namespace)) for job in jobs]
     if not found:
         where = "any namespace" if namespace is None else f"namespace {namespace}"
-        sys.stderr.write(f"No PyTorchJobs found in {where}.\n")
+        sys.stderr.write(f"No {' or '.join(k.kind + 's' for k in kinds)} found in {where}.\n")
         return 0
-    found.sort(key=lambda j: (j["metadata"].get("namespace", ""), j["metadata"]["name"]))
-    headers = ["NAME", "STATE", "AGE", "NODESxGPUS"]
-    rows = [[j["metadata"]["name"], jobs.state(j) or "<none>",
-             age(j["metadata"].get("creationTimestamp")), jobs.size(j)] for j in found]
+    found.sort(key=lambda kj: (kj[1]["metadata"].get("namespace", ""), kj[1]["metadata"]["name"],
+                               kj[0].kind))
+    headers = ["NAME", "KIND", "STATE", "AGE", "NODESxGPUS"]
+    rows = [[job["metadata"]["name"], kind.kind, kind.state(job) or "<none>",
+             age(job["metadata"].get("creationTimestamp")), kind.size(job)]
+            for kind, job in found]
     if namespace is None:
         headers = ["NAMESPACE"] + headers
-        rows = [[j["metadata"].get("namespace", "")] + row for j, row in zip(found, rows)]
+        rows = [[job["metadata"].get("namespace", "")] + row for (_, job), row in zip(found, rows)]
     print(table(headers, rows))
     return 0

@@ -1,15 +1,17 @@
-"""``kctl status``: a PyTorchJob's conditions, its pods, restarts, and why pods are pending."""
+"""``kctl status``: a job's conditions, its pods, restarts, and why pods are pending."""
 
 from __future__ import annotations
 
 import sys
 
-from kctl.k8s import add_cluster_arguments
+from kctl.k8s import add_cluster_arguments, add_kind_argument
 
 NAME = "status"
-HELP = "Show a PyTorchJob's conditions, pods and restarts, and why pods are not running"
+HELP = "Show a job's conditions, pods and restarts, and why pods are not running"
 ORDER = 41
 EXAMPLES = """\
+Works on PyTorchJobs and TrainJobs; where both kinds have a job of that name, pass --kind.
+
 Examples:
   kctl status resnet18-1xb64-digits
   kctl status llm-train -n team-a --context prod
@@ -17,14 +19,17 @@ Examples:
 
 
 def add_arguments(parser):
-    parser.add_argument("name", metavar="NAME", help="the PyTorchJob's name (see: kctl list)")
+    parser.add_argument("name", metavar="NAME", help="the job's name (see: kctl list)")
+    add_kind_argument(parser)
     add_cluster_arguments(parser)
 
 
 def run(args) -> int:
+    from kctl.backends import kubernetes_backends
     from kctl.k8s.cluster import connect
-    from kctl.k8s.status import describe
+    from kctl.k8s.jobs import find_job
 
     with connect(args.context, args.namespace, args.request_timeout) as cluster:
-        sys.stdout.write(describe(cluster, args.name, cluster.namespace))
+        kind, _ = find_job(cluster, kubernetes_backends(), args.name, cluster.namespace, args.kind)
+        sys.stdout.write(kind.describe(cluster, args.name, cluster.namespace))
     return 0

@@ -1,8 +1,11 @@
-"""``kctl train CONFIG --gpus G --nodes N``: run the job on Kubernetes as a Kubeflow PyTorchJob.
+"""``kctl train CONFIG --gpus G --nodes N``: run the job on Kubernetes as a Kubeflow PyTorchJob
+(training operator v1) or TrainJob (Kubeflow Trainer v2).
 
-Renders a ConfigMap with the config tree and a PyTorchJob (:mod:`kctl.backends.pytorchjob`),
-then validates and creates them in the cluster, or only prints them with ``--dry-run``
-(``kctl validate -`` checks that output). Rendering never imports torch, mmengine or kubernetes;
+Renders a ConfigMap with the config tree and the job (:mod:`kctl.backends.pytorchjob`,
+:mod:`kctl.backends.trainjob`), then validates and creates them in the cluster, or only prints
+them with ``--dry-run`` (``kctl validate -`` checks that output). Without ``--kind`` a submit asks
+the cluster which kinds it serves (:func:`choose_kind`); a dry run renders a PyTorchJob. The flags
+come from :data:`kctl.options.OPTIONS`. Rendering never imports torch, mmengine or kubernetes;
 only submitting talks to a cluster.
 """
 
@@ -12,14 +15,15 @@ import json
 import sys
 from pathlib import Path
 
-from kctl.backends.pytorchjob import (BACKEND, CONFIG_MOUNT, DEFAULT_IMAGE, DEFAULT_MAX_RESTARTS,
-                                      DEFAULT_SHM_SIZE, WORK_DIR_MOUNT, DataVolume)
-from kctl.errors import UsageError
+from kctl import options as opts
+from kctl.backends import load_backend
+from kctl.backends.kubernetes import CONFIG_MOUNT, WORK_DIR_MOUNT, KubernetesBackend
+from kctl.errors import KctlError, UsageError
 from kctl.job import Job, Topology, check_dns1035, default_name
 from kctl.k8s import add_cluster_arguments
 
 NAME = "train"
-HELP = "Train on Kubernetes as a Kubeflow PyTorchJob (print the manifest with --dry-run)"
+HELP = "Train on Kubernetes as a Kubeflow PyTorchJob or TrainJob (print it with --dry-run)"
 ORDER = 20
 EXAMPLES = f"""\
 The pods run `torchrun -m trainer {CONFIG_MOUNT}/CONFIG --launcher pytorch
@@ -27,17 +31,27 @@ The pods run `torchrun -m trainer {CONFIG_MOUNT}/CONFIG --launcher pytorch
 in a ConfigMap. With --work-dir-pvc, a job deleted (kctl delete NAME) and submitted again under
 the same NAME resumes from its last checkpoint.
 
-Restarts and preemption: replicas restart OnFailure. A container that fails or is killed is
-restarted in its pod, its peers' containers with it, and all resume from the last checkpoint
-(the job survives --max-restarts such failures: runPolicy.backoffLimit = K x nodes);
-a pod that is deleted, evicted or preempted gets SIGTERM (the trainer saves a checkpoint and exits
-143) and SIGKILL 30 s later, and the operator creates it again. CPU jobs with --cpu C give each
-process OMP_NUM_THREADS = C / processes, so they compute the same numbers on any node.
+Kinds: a PyTorchJob (Kubeflow training operator v1.9) or a TrainJob (Kubeflow Trainer v2.3, against
+the ClusterTrainingRuntime torch-distributed unless --runtime says otherwise). Without --kind,
+kctl submits what the cluster serves (a PyTorchJob where it serves both); --dry-run prints a
+PyTorchJob.
+
+Restarts and preemption: pods restart OnFailure. A container that fails or is killed is restarted
+in its pod, its peers' containers with it, and all resume from the last checkpoint (a PyTorchJob
+survives --max-restarts such failures: runPolicy.backoffLimit = K x nodes; a TrainJob its runtime's
+backoffLimit); a pod that is deleted, evicted or preempted gets SIGTERM (the trainer saves a
+checkpoint and exits 143) and SIGKILL 30 s later, and the operator creates it again. CPU jobs with
+--cpu C give each process OMP_NUM_THREADS = C / processes, so they compute the same numbers on any
+node.
 
 Examples:
   # Print the manifest for 2 nodes x 8 GPUs, checkpoints on the ReadWriteMany claim 'shared'
   kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --nodes 2 \\
       --work-dir-pvc shared --dry-run
+
+  # The same as a Kubeflow Trainer v2 TrainJob
+  kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --nodes 2 \\
+      --work-dir-pvc shared --kind TrainJob --dry-run
 
   # CPU training (gloo), 2 processes in one pod, then follow it
   kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 0 --cpu-procs 2 --cpu 2 --memory 4Gi
@@ -55,35 +69,11 @@ Examples:
 
 def add_arguments(parser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the mmengine config file (.py)")
-    parser.add_argument("--gpus", type=int, required=True, metavar="G",
-                        help="GPUs per node, one process each; 0 trains on CPUs with gloo")
-    parser.add_argument("--nodes", type=int, default=1, metavar="N",
-                        help="nodes (pods): 1 Master + N-1 Workers (default: 1)")
-    parser.add_argument("--cpu-procs", type=int, metavar="P",
-                        help="processes per node with --gpus 0 (default: 1)")
-    parser.add_argument("--name", metavar="NAME",
-                        help="job name (default: from the config's file name)")
+    parser.add_argument("--kind", choices=opts.KINDS,
+                        help="PyTorchJob or TrainJob (default: what the cluster serves; "
+                             "PyTorchJob with --dry-run)")
+    opts.add_arguments(parser)
     add_cluster_arguments(parser)
-    parser.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMAGE",
-                        help=f"trainer image (default: {DEFAULT_IMAGE})")
-    parser.add_argument("--config-in-image", metavar="PATH",
-                        help="run this config from the image instead of shipping CONFIG")
-    parser.add_argument("--work-dir-pvc", metavar="CLAIM",
-                        help=f"claim for {WORK_DIR_MOUNT} (checkpoints); required with --nodes > 1")
-    parser.add_argument("--data-pvc", metavar="CLAIM:MOUNT",
-                        help="claim mounted read-only at MOUNT, e.g. imagenet:/data")
-    parser.add_argument("--cpu", metavar="C", help="CPU request and limit per node, e.g. 8")
-    parser.add_argument("--memory", metavar="M",
-                        help="memory request and limit per node, e.g. 64Gi")
-    parser.add_argument("--shm-size", default=DEFAULT_SHM_SIZE, metavar="SIZE",
-                        help=f"size limit of /dev/shm (default: {DEFAULT_SHM_SIZE})")
-    parser.add_argument("--queue", metavar="Q",
-                        help="Kueue LocalQueue; the job starts suspended until admitted")
-    parser.add_argument("--gang", action="store_true",
-                        help="gang-schedule all pods (Volcano / scheduler-plugins)")
-    parser.add_argument("--priority-class", metavar="P", help="PriorityClass of the pods")
-    parser.add_argument("--max-restarts", type=int, default=DEFAULT_MAX_RESTARTS, metavar="K",
-                        help=f"failures the job survives (default: {DEFAULT_MAX_RESTARTS})")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the manifest, do not validate or create it")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),
@@ -92,25 +82,42 @@ def add_arguments(parser) -> None:
                            "arguments for python -m trainer, e.g. --amp --cfg-options k=v")
 
 
-def build_job(args) -> Job:
+def build_job(args, backend: KubernetesBackend) -> Job:
     """The job from the command line (topology, name, config, trainer arguments)."""
-    if args.cpu_procs is not None and args.gpus != 0:
+    values = opts.settings(backend.kind, vars(args))
+    if values.cpu_procs is not None and values.gpus != 0:
         raise UsageError("--cpu-procs applies to CPU training (--gpus 0) only; with GPUs there "
                          "is one process per GPU")
-    topology = Topology.per_node(args.gpus, args.nodes,
-                                 1 if args.cpu_procs is None else args.cpu_procs)
-    name = check_dns1035(args.name, what="--name") if args.name else default_name(args.config)
+    topology = Topology.per_node(values.gpus, values.nodes,
+                                 1 if values.cpu_procs is None else values.cpu_procs)
+    name = (check_dns1035(values.name, what="--name") if values.name
+            else default_name(args.config, backend.name_limit(topology.nodes)))
     return Job(config=Path(args.config), topology=topology, name=name,
                trainer_args=tuple(args.trainer_args))
 
 
-def cluster_options(args) -> dict:
-    """The :class:`~kctl.backends.pytorchjob.ClusterOptions` fields from the command line."""
-    return dict(namespace=args.namespace, image=args.image, work_dir_pvc=args.work_dir_pvc,
-                data_pvc=DataVolume.parse(args.data_pvc) if args.data_pvc else None,
-                cpu=args.cpu, memory=args.memory, shm_size=args.shm_size, queue=args.queue,
-                gang=args.gang, priority_class=args.priority_class,
-                max_restarts=args.max_restarts, config_in_image=args.config_in_image)
+def render(args, backend: KubernetesBackend):
+    """The job and its manifest for ``backend`` (a flag the kind does not take is refused)."""
+    job = build_job(args, backend)
+    return job, backend.render(job, namespace=args.namespace, **opts.given(vars(args)))
+
+
+def choose_kind(cluster) -> KubernetesBackend:
+    """The backend of the kind the cluster serves: TrainJob where it serves only TrainJobs, else
+    PyTorchJob (with a note where it serves both)."""
+    from kctl.backends import kubernetes_backends
+    from kctl.k8s.discovery import served_kinds
+    from kctl.k8s.jobs import not_served
+
+    kinds = kubernetes_backends()
+    served = served_kinds(cluster, kinds)
+    if not served:
+        raise KctlError(not_served(kinds))
+    if len(served) > 1:
+        sys.stderr.write(f"kctl: note: this cluster serves {' and '.join(k.kind for k in served)}"
+                         f"; submitting a {served[0].kind} (--kind {served[1].kind} submits a "
+                         f"{served[1].kind})\n")
+    return served[0]
 
 
 def as_json(objects: list[dict]) -> str:
@@ -130,16 +137,31 @@ def next_steps(name: str, namespace: str | None, context: str | None) -> str:
             f"Stop it:    kctl delete {name}{where}\n")
 
 
-def run(args) -> int:
-    job = build_job(args)
-    dryrun = BACKEND.render(job, **cluster_options(args))
+def _warn(dryrun) -> None:
     for warning in dryrun.warnings:
         sys.stderr.write(f"kctl: warning: {warning}\n")
-    if not args.dry_run:
-        name = BACKEND.submit(dryrun, context=args.context, timeout=args.request_timeout)
-        if args.output is None:
-            sys.stdout.write(f"pytorchjob.kubeflow.org/{name} created\n")
-            sys.stderr.write(next_steps(name, args.namespace, args.context))
+
+
+def run(args) -> int:
+    opts.settings(None, vars(args))  # every value given is well-formed, before any connection
+    if args.dry_run or args.kind:
+        backend = load_backend((args.kind or opts.KINDS[0]).lower())
+        _, dryrun = render(args, backend)
+        _warn(dryrun)
+        if args.dry_run:
+            sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
             return 0
-    sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
+    from kctl.k8s.cluster import connect
+
+    with connect(args.context, args.namespace, args.request_timeout) as cluster:
+        if not args.kind:
+            backend = choose_kind(cluster)
+            _, dryrun = render(args, backend)
+            _warn(dryrun)
+        name = backend.submit(dryrun, cluster)
+    if args.output is None:
+        sys.stdout.write(f"{backend.kind.lower()}.{backend.group}/{name} created\n")
+        sys.stderr.write(next_steps(name, args.namespace, args.context))
+    else:
+        sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
     return 0

@@ -1,13 +1,17 @@
-"""Talking to a Kubernetes cluster: submit, status, logs, delete and list PyTorchJobs.
+"""Talking to a Kubernetes cluster, for any kind of job a backend describes.
 
 The official ``kubernetes`` client is imported only inside functions of this package, so importing
-``kctl.k8s`` or any of its modules stays cheap; only commands that reach a cluster pay for it.
+``kctl.k8s`` or any of its modules stays cheap; only commands that reach a cluster pay for it. What
+is kind-specific (API group, version, plural, pod labels, container, state) comes from the job's
+backend (:class:`kctl.backends.kubernetes.KubernetesBackend`); nothing here knows a job kind.
 
 Modules:
     cluster: connecting (kubeconfig and ``--context``, or in-cluster config) with short timeouts.
     errors: the client's exceptions turned into one-line :class:`~kctl.errors.KctlError` messages.
-    apply: ``create(objects, namespace, context)``, used by ``kctl train`` to submit.
-    jobs: reading, listing and deleting PyTorchJobs; a job's state, age and size.
+    discovery: which job kinds the cluster serves.
+    apply: ``create(cluster, backend, objects)``, used by ``kctl train`` to submit.
+    jobs: reading, listing, finding and deleting jobs of a backend's kind.
+    pods: a pod's containers, status and events, as kubectl shows them.
     status: what ``kctl status`` prints.
     logs: what ``kctl logs`` prints, following restarted and recreated pods.
 """
@@ -16,26 +20,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-
-#: The Kubeflow training-operator's API (v1.9).
-GROUP = "kubeflow.org"
-VERSION = "v1"
-PLURAL = "pytorchjobs"
-KIND = "PyTorchJob"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-#: Labels the training-operator puts on every pod of a job.
-JOB_NAME_LABEL = "training.kubeflow.org/job-name"
-REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"
-REPLICA_INDEX_LABEL = "training.kubeflow.org/replica-index"
-
-#: The container every replica runs the trainer in (the operator requires this name).
-CONTAINER = "pytorch"
-
-CRD_MISSING = (
-    "the PyTorchJob CRD (kubeflow.org/v1) is not installed: install the Kubeflow training-operator "
-    "v1.9 (kubectl apply --server-side -k "
-    "\"github.com/kubeflow/training-operator.git/manifests/overlays/standalone?ref=v1.9.0\")")
 
 #: Default seconds for one API request (connect and read); ``--request-timeout`` changes it.
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -49,11 +33,14 @@ class Resource:
         plural: The resource, as in RBAC rules (``pods``, ``pods/log``, ``pytorchjobs``).
         group: The API group; ``""`` for the core group.
         kind: The object's kind.
+        missing: For a job kind: what to say when the cluster does not serve it (how to install
+            its operator); empty for the built-in kinds.
     """
 
     plural: str
     group: str
     kind: str
+    missing: str = ""
 
     @property
     def qualified(self) -> str:
@@ -61,7 +48,6 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-PYTORCHJOBS = Resource(PLURAL, GROUP, KIND)
 PODS = Resource("pods", "", "Pod")
 POD_LOGS = Resource("pods/log", "", "Pod")
 EVENTS = Resource("events", "", "Event")
@@ -82,6 +68,14 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, all_namespaces: bool 
                         default=DEFAULT_REQUEST_TIMEOUT,
                         help=f"give up on a request after this long (default: "
                              f"{DEFAULT_REQUEST_TIMEOUT:g})")
+
+
+def add_kind_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--kind`` for commands that name a job: which kind, where several share the name."""
+    from kctl.options import KINDS
+
+    parser.add_argument("--kind", choices=KINDS,
+                        help="the job's kind, where jobs of several kinds have the name")
 
 
 def _positive_seconds(value: str) -> float:

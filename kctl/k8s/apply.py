@@ -1,11 +1,12 @@
-"""Submitting a job: create its objects so that deleting the PyTorchJob removes what belongs to it.
+"""Submitting a job: create its objects so that deleting the job removes what belongs to it.
 
 Order and ownership (``kctl train`` without ``--dry-run`` calls :func:`create`):
 
 1. PersistentVolumeClaims first. They hold ``work_dir`` (checkpoints), so they are *not* owned by
    the job: they outlive ``kctl delete``, and a job submitted again under the same claim resumes
    from its last checkpoint. A claim that already exists is used as it is.
-2. The PyTorchJob. Its uid is known only once it exists.
+2. The job (a PyTorchJob, a TrainJob: the kind of the backend that rendered it). Its uid is known
+   only once it exists.
 3. Everything else (the ConfigMap with the config tree), with an ``ownerReference`` to the job,
    so Kubernetes' garbage collector deletes it with the job. The operator may start pods a
    moment before their ConfigMap exists; the kubelet retries the mount until it does.
@@ -19,13 +20,12 @@ from __future__ import annotations
 import copy
 
 from kctl.errors import KctlError
-from kctl.k8s import (API_VERSION, CONFIGMAPS, DEFAULT_REQUEST_TIMEOUT, GROUP, KIND, PLURAL, PVCS,
-                      PYTORCHJOBS, VERSION)
-from kctl.k8s.cluster import Cluster, connect
+from kctl.k8s import CONFIGMAPS, PVCS
+from kctl.k8s.cluster import Cluster
 from kctl.k8s.errors import ApiError, Op
 from kctl.k8s.jobs import delete_job
 
-#: Kinds :func:`create` can create besides the PyTorchJob: the client method and resource.
+#: Kinds :func:`create` can create besides the job: the client method and resource.
 CREATORS = {
     "ConfigMap": ("create_namespaced_config_map", CONFIGMAPS),
     "PersistentVolumeClaim": ("create_namespaced_persistent_volume_claim", PVCS),
@@ -35,60 +35,58 @@ CREATORS = {
 KEPT_KINDS = ("PersistentVolumeClaim",)
 
 
-def create(objects: list[dict], namespace: str | None = None, context: str | None = None,
-           timeout: float = DEFAULT_REQUEST_TIMEOUT) -> str:
+def create(cluster: Cluster, kind, objects: list[dict], namespace: str | None = None) -> str:
     """Create a job's objects in the cluster and return the job's name.
 
     Args:
-        objects: Plain dicts: exactly one PyTorchJob, plus ConfigMaps and PersistentVolumeClaims.
-            They are not modified; ``metadata.namespace`` is set on copies.
-        namespace: Target namespace. Defaults to the context's namespace, else ``default``.
-        context: kubeconfig context. Defaults to the current context.
-        timeout: Seconds for one request. Defaults to 30.
+        cluster: The connection (:func:`kctl.k8s.cluster.connect`).
+        kind: The job's backend (its kind, API group, version and plural).
+        objects: Plain dicts: exactly one object of ``kind``, plus ConfigMaps and
+            PersistentVolumeClaims. They are not modified; ``metadata.namespace`` is set on copies.
+        namespace: Target namespace. Defaults to the cluster's (the context's, else ``default``).
 
     Raises:
         KctlError: one line, e.g. the job already exists (409), the CRD is not installed,
             RBAC forbids it, the server rejects the manifest (422), or no cluster is reachable.
     """
-    job, kept, owned = _sort(objects)
-    with connect(context, namespace, timeout) as cluster:
-        ns = cluster.namespace
-        new_claims = []
-        try:
-            for obj in kept:
-                if _create_core(cluster, _in_namespace(obj, ns), ns, reuse_existing=True):
-                    new_claims.append(obj)
-            created = cluster.call(cluster.custom.create_namespaced_custom_object, GROUP, VERSION,
-                                   ns, PLURAL, _in_namespace(job, ns),
-                                   op=Op("create", PYTORCHJOBS, ns, job["metadata"]["name"]))
-        except KctlError:
-            _remove_claims(cluster, new_claims, ns)
-            raise
-        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": created["metadata"]["name"],
-                 "uid": created["metadata"]["uid"]}
-        try:
-            for obj in owned:
-                body = _in_namespace(obj, ns)
-                body["metadata"]["ownerReferences"] = (
-                    list(body["metadata"].get("ownerReferences") or []) + [owner])
-                _create_core(cluster, body, ns)
-        except KctlError:
-            _delete_quietly(cluster, created)
-            _remove_claims(cluster, new_claims, ns)
-            raise
+    job, kept, owned = _sort(kind.kind, objects)
+    ns = namespace or cluster.namespace
+    new_claims = []
+    try:
+        for obj in kept:
+            if _create_core(cluster, _in_namespace(obj, ns), ns, reuse_existing=True):
+                new_claims.append(obj)
+        created = cluster.call(cluster.custom.create_namespaced_custom_object, kind.group,
+                               kind.version, ns, kind.plural, _in_namespace(job, ns),
+                               op=Op("create", kind.resource, ns, job["metadata"]["name"]))
+    except KctlError:
+        _remove_claims(cluster, new_claims, ns)
+        raise
+    owner = {"apiVersion": kind.api_version, "kind": kind.kind,
+             "name": created["metadata"]["name"], "uid": created["metadata"]["uid"]}
+    try:
+        for obj in owned:
+            body = _in_namespace(obj, ns)
+            body["metadata"]["ownerReferences"] = (
+                list(body["metadata"].get("ownerReferences") or []) + [owner])
+            _create_core(cluster, body, ns)
+    except KctlError:
+        _delete_quietly(cluster, kind, created)
+        _remove_claims(cluster, new_claims, ns)
+        raise
     return created["metadata"]["name"]
 
 
-def _sort(objects: list[dict]) -> tuple[dict, list[dict], list[dict]]:
-    """The PyTorchJob, the kept objects and the owned ones; programming errors are ValueErrors."""
-    found = [o for o in objects if o.get("kind") == KIND]
+def _sort(job_kind: str, objects: list[dict]) -> tuple[dict, list[dict], list[dict]]:
+    """The job, the kept objects and the owned ones; programming errors are ValueErrors."""
+    found = [o for o in objects if o.get("kind") == job_kind]
     if len(found) != 1:
-        raise ValueError(f"expected exactly one {KIND} among the objects, got {len(found)}")
-    others = [o for o in objects if o.get("kind") != KIND]
+        raise ValueError(f"expected exactly one {job_kind} among the objects, got {len(found)}")
+    others = [o for o in objects if o.get("kind") != job_kind]
     unknown = sorted({o.get("kind") for o in others} - set(CREATORS))
     if unknown:
         raise ValueError(f"cannot create {', '.join(map(str, unknown))}; "
-                         f"known: {KIND}, {', '.join(CREATORS)}")
+                         f"known: {job_kind}, {', '.join(CREATORS)}")
     return (found[0], [o for o in others if o["kind"] in KEPT_KINDS],
             [o for o in others if o["kind"] not in KEPT_KINDS])
 
@@ -123,8 +121,8 @@ def _remove_claims(cluster: Cluster, claims: list[dict], namespace: str) -> None
             pass  # best effort; the error that made us clean up is the one to report
 
 
-def _delete_quietly(cluster: Cluster, job: dict) -> None:
+def _delete_quietly(cluster: Cluster, kind, job: dict) -> None:
     try:
-        delete_job(cluster, job)
+        delete_job(cluster, kind, job)
     except KctlError:
         pass  # best effort, as above

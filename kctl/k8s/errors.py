@@ -13,15 +13,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kctl.errors import KctlError
-from kctl.k8s import CRD_MISSING, GROUP, PYTORCHJOBS, Resource
+from kctl.k8s import Resource
 
 
 class ApiError(KctlError):
-    """An error reply from the API server, as one line; ``status`` keeps its HTTP code."""
+    """An error reply from the API server, as one line.
 
-    def __init__(self, status: int, message: str):
+    Attributes:
+        status: The HTTP code.
+        type_missing: The server does not serve the requested type at all (a 404 that names no
+            object), e.g. a job kind whose operator is not installed.
+    """
+
+    def __init__(self, status: int, message: str, type_missing: bool = False):
         super().__init__(message)
         self.status = status
+        self.type_missing = type_missing
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,10 @@ def api_errors(op: Op, cluster, missing_ok: bool = False):
 
 def from_api_exception(err, op: Op, cluster) -> ApiError:
     """The error for an HTTP error reply (``err`` is an ``ApiException``)."""
-    return ApiError(err.status, _message(err, op, cluster))
+    details = _status(err.body).get("details") or {}
+    return ApiError(err.status, _message(err, op, cluster),
+                    type_missing=err.status == 404 and not details.get("name")
+                    and details.get("kind") != "namespaces")
 
 
 def _message(err, op: Op, cluster) -> str:
@@ -89,15 +99,13 @@ def _message(err, op: Op, cluster) -> str:
         return (f'namespace "{details.get("name")}" not found (create it: kubectl create '
                 f'namespace {details.get("name")})')
     if code == 404 and not details.get("name"):  # the type itself is unknown
-        if res.group == GROUP:
-            return CRD_MISSING
-        return f"the API server does not serve {res.qualified}: {message}"
-    if code == 404 and res == PYTORCHJOBS:
-        return f'PyTorchJob "{name}" not found{where} (see: kctl list{_ns_flag(ns)})'
+        return res.missing or f"the API server does not serve {res.qualified}: {message}"
+    if code == 404 and res.missing:  # a job
+        return f'{res.kind} "{name}" not found{where} (see: kctl list{_ns_flag(ns)})'
     if code == 404:
         return f'{res.kind} "{name}" not found{where}'
-    if code == 409 and reason == "AlreadyExists" and res == PYTORCHJOBS:
-        return (f'a PyTorchJob named "{name}" already exists{where}: choose another name with '
+    if code == 409 and reason == "AlreadyExists" and res.missing:
+        return (f'a {res.kind} named "{name}" already exists{where}: choose another name with '
                 f"--name, or delete it first: kctl delete {name}{_ns_flag(ns)}")
     if code == 409 and reason == "AlreadyExists":
         return f'{res.kind} "{name}" already exists{where}'

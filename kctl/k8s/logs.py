@@ -1,10 +1,12 @@
-"""``kctl logs``: every replica's log, each line prefixed ``[master-0]``.
+"""``kctl logs``: every replica's log, each line prefixed ``[master-0]`` (``[node-1]``, ...).
 
 A container that restarted has its previous container's log shown first, each line prefixed
 ``[master-0 previous]`` (the kubelet keeps one previous container per pod). With ``follow`` the
 log is streamed and the replica stays watched: when its container restarts or the operator
 re-creates its pod, the new container is followed from its first line, until the job finishes,
-the replica's pod succeeds, or the job is deleted. Notes about that go to stderr.
+the replica's pod succeeds, or the job is deleted. Notes about that go to stderr. A replica's pod
+is found by the labels its operator puts on it (the job's backend knows them), so a pod that was
+replaced under a new name is followed too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import threading
 import time
 
 from kctl.errors import UsageError
-from kctl.k8s import POD_LOGS, jobs
+from kctl.k8s import POD_LOGS
+from kctl.k8s import pods as kpods
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.errors import ApiError, Op, unreachable
 
@@ -44,9 +47,9 @@ class Printer:
             sys.stderr.flush()
 
 
-def select_replicas(job: dict, replica: str) -> list[str]:
-    """The replicas to show: all of the job's, or the one named (``master-0``, ``worker-1``)."""
-    known = jobs.replicas(job)
+def select_replicas(kind, job: dict, replica: str) -> list[str]:
+    """The replicas to show: all of the job's, or the one named (``master-0``, ``node-1``)."""
+    known = kind.replicas(job)
     if replica == "all":
         return known
     if replica not in known:
@@ -55,27 +58,30 @@ def select_replicas(job: dict, replica: str) -> list[str]:
     return [replica]
 
 
-def print_logs(cluster: Cluster, job: dict, replicas: list[str]) -> None:
-    """Print the logs the replicas' pods have now, previous containers' first."""
+def print_logs(cluster: Cluster, kind, job: dict, replicas: list[str]) -> None:
+    """Print the logs the replicas' pods (of ``kind``, a backend) have now, previous
+    containers' first."""
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     printer = Printer()
     pods = {}
-    for pod in jobs.job_pods(cluster, name, namespace):
-        pods.setdefault(jobs.replica_of(pod), []).append(pod)
+    found = kpods.list_pods(cluster, namespace, kind.pod_selector(name))
+    for pod in sorted(found, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
+        pods.setdefault(kind.replica_of(pod), []).append(pod)
     for replica in replicas:
         if replica not in pods:
             printer.note(replica, f"no pod yet (see: kctl status {name} -n {namespace})")
         for pod in pods.get(replica, []):
-            _Replica(cluster, namespace, replica, printer).print_once(pod, name)
+            _Replica(cluster, kind, namespace, replica, printer).print_once(pod, name)
 
 
-def follow_logs(cluster: Cluster, job: dict, replicas: list[str]) -> None:
+def follow_logs(cluster: Cluster, kind, job: dict, replicas: list[str]) -> None:
     """Stream the replicas' logs until the job finishes or is deleted (or Ctrl-C)."""
     printer, stop, errors = Printer(), threading.Event(), []
 
     def run(replica):
         try:
-            _Replica(cluster, job["metadata"]["namespace"], replica, printer).follow(job, stop)
+            _Replica(cluster, kind, job["metadata"]["namespace"], replica, printer).follow(
+                job, stop)
         except Exception as err:  # reported by the main thread
             errors.append(err)
             stop.set()
@@ -94,8 +100,9 @@ def follow_logs(cluster: Cluster, job: dict, replicas: list[str]) -> None:
 class _Replica:
     """One replica's log: which of its containers were printed, and how to print the next."""
 
-    def __init__(self, cluster: Cluster, namespace: str, replica: str, printer: Printer):
+    def __init__(self, cluster: Cluster, kind, namespace: str, replica: str, printer: Printer):
         self.cluster = cluster
+        self.kind = kind
         self.namespace = namespace
         self.replica = replica
         self.printer = printer
@@ -104,24 +111,24 @@ class _Replica:
         self.last_line_at = time.time()  # when that line came, by this machine's clock
 
     def print_once(self, pod: dict, job_name: str) -> None:
-        previous, current = _containers(pod)
+        previous, current = self._containers(pod)
         if previous:
             self._print_previous(pod, previous)
         if current:
             self._stream(pod, follow=False)
         elif not previous:
-            reason = _waiting_reason(pod)
+            reason = _waiting_reason(pod, self.kind.container)
             self.printer.note(self.replica, f"pod {pod['metadata']['name']} is "
                               f"{pod.get('status', {}).get('phase', 'Pending')}{reason}: no logs "
                               f"yet (see: kctl status {job_name} -n {self.namespace})")
 
     def follow(self, job: dict, stop: threading.Event) -> None:
-        name = jobs.pod_name(job["metadata"]["name"], self.replica)
+        selector = self.kind.replica_selector(job["metadata"]["name"], self.replica)
         last = None  # (pod uid, container ID) of the last container streamed
         waiting = None  # the last note about waiting for a container, not to repeat it
         while not stop.is_set():
-            pod = jobs.get_pod(self.cluster, name, self.namespace)
-            previous, current = _containers(pod) if pod else (None, None)
+            pod = kpods.newest(kpods.list_pods(self.cluster, self.namespace, selector))
+            previous, current = self._containers(pod) if pod else (None, None)
             if previous and previous not in self.printed:
                 self._print_previous(pod, previous)
             if current and current not in self.printed:
@@ -129,7 +136,7 @@ class _Replica:
                 last = (pod["metadata"]["uid"], current)
                 self._stream(pod, follow=True, container_id=current)
                 continue
-            if current and _running(pod):  # the same container still runs: the stream dropped
+            if current and self._running(pod):  # the same container still runs: dropped stream
                 stop.wait(POLL_SECONDS)
                 self._stream(pod, follow=True, container_id=current, resume=True)
                 continue
@@ -137,11 +144,33 @@ class _Replica:
                 return
             if self._job_over(job):
                 return
-            note = None if current else _waiting_note(pod, name)
+            note = None if current else self._waiting_note(pod)
             if note and note != waiting:
                 self.printer.note(self.replica, note)
             waiting = note
             stop.wait(POLL_SECONDS)
+
+    def _containers(self, pod: dict) -> tuple[str | None, str | None]:
+        """IDs of the trainer container's previous (terminated) and current (started) container."""
+        status = kpods.container_status(pod, self.kind.container) or {}
+        state, last = status.get("state") or {}, status.get("lastState") or {}
+        # Without a container ID (never the case with a real kubelet), number the containers.
+        uid, restarts = pod["metadata"].get("uid"), int(status.get("restartCount") or 0)
+        ended, started = last.get("terminated"), state.get("running") or state.get("terminated")
+        previous = (ended.get("containerID") or f"{uid}/{restarts - 1}") if ended else None
+        current = (started.get("containerID") or f"{uid}/{restarts}") if started else None
+        return previous, current
+
+    def _running(self, pod: dict) -> bool:
+        return "running" in ((kpods.container_status(pod, self.kind.container) or {})
+                             .get("state") or {})
+
+    def _waiting_note(self, pod: dict | None) -> str:
+        if pod is None:
+            return "waiting for its pod to be created"
+        phase = pod.get("status", {}).get("phase", "Pending")
+        return (f"waiting: pod {pod['metadata']['name']} is {phase}"
+                f"{_waiting_reason(pod, self.kind.container)}")
 
     def _announce(self, pod: dict, last: tuple[str, str] | None) -> None:
         if last is None:
@@ -151,19 +180,22 @@ class _Replica:
                                             "following the new pod")
         else:
             self.printer.note(self.replica, f"container restarted (restart "
-                                            f"{jobs.restarts(pod)}); following the new one")
+                                            f"{kpods.restarts(pod, self.kind.container)}); "
+                                            "following the new one")
 
     def _job_over(self, job: dict) -> bool:
         meta = job["metadata"]
-        now = jobs.get_job(self.cluster, meta["name"], meta["namespace"], missing_ok=True)
+        now = self.kind.get(self.cluster, meta["name"], meta["namespace"], missing_ok=True)
         if now is None or now["metadata"].get("uid") != meta.get("uid"):
             self.printer.note(self.replica, f"job {meta['name']} was deleted")
             return True
-        return jobs.finished(now)
+        return self.kind.outcome(now) is not None
 
     def _print_previous(self, pod: dict, container_id: str) -> None:
-        last = (jobs.container_status(pod) or {}).get("lastState", {}).get("terminated") or {}
-        self.printer.note(self.replica, f"restarted {jobs.restarts(pod)} time(s), last exit code "
+        status = kpods.container_status(pod, self.kind.container) or {}
+        last = status.get("lastState", {}).get("terminated") or {}
+        self.printer.note(self.replica, f"restarted {kpods.restarts(pod, self.kind.container)} "
+                                        "time(s), last exit code "
                                         f"{last.get('exitCode', '?')} "
                                         f"({last.get('reason') or 'Error'}): the previous "
                                         f"container's log comes first, as [{self.replica} "
@@ -184,7 +216,8 @@ class _Replica:
         elif not previous:  # a new container: every line is new
             self.last_stamp, self.last_line_at = "", time.time()
         name = pod["metadata"]["name"]
-        container = (jobs.main_container(pod.get("spec") or {}) or {}).get("name")
+        container = (kpods.main_container(pod.get("spec") or {}, self.kind.container)
+                     or {}).get("name")
         kwargs = {"previous": True} if previous else {}
         if since:
             kwargs.update(since_seconds=since)
@@ -210,31 +243,8 @@ class _Replica:
             # A followed stream that broke off is resumed by follow().
 
 
-def _containers(pod: dict) -> tuple[str | None, str | None]:
-    """IDs of the main container's previous (terminated) and current (started) container."""
-    status = jobs.container_status(pod) or {}
-    state, last = status.get("state") or {}, status.get("lastState") or {}
-    # Without a container ID (never the case with a real kubelet), number the containers.
-    uid, restarts = pod["metadata"].get("uid"), int(status.get("restartCount") or 0)
-    ended, started = last.get("terminated"), state.get("running") or state.get("terminated")
-    previous = (ended.get("containerID") or f"{uid}/{restarts - 1}") if ended else None
-    current = (started.get("containerID") or f"{uid}/{restarts}") if started else None
-    return previous, current
-
-
-def _running(pod: dict) -> bool:
-    return "running" in ((jobs.container_status(pod) or {}).get("state") or {})
-
-
-def _waiting_note(pod: dict | None, name: str) -> str:
-    if pod is None:
-        return f"waiting for pod {name} to be created"
-    phase = pod.get("status", {}).get("phase", "Pending")
-    return f"waiting: pod {name} is {phase}{_waiting_reason(pod)}"
-
-
-def _waiting_reason(pod: dict) -> str:
-    reason = jobs.pod_status(pod)
+def _waiting_reason(pod: dict, container: str) -> str:
+    reason = kpods.pod_status(pod, container)
     return "" if reason == pod.get("status", {}).get("phase", "Pending") else f" ({reason})"
 
 

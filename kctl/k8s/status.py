@@ -1,45 +1,54 @@
-"""``kctl status``: a job's conditions, its replicas' pods, and why pods are not running."""
+"""``kctl status``: a job's conditions, its replicas' pods, and why pods are not running.
+
+The sections are the same for every kind; the job's backend says what its replicas are, which pod
+is which replica, its state and size, and adds rows or a failure note of its own.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kctl.k8s import KIND, jobs
+from kctl.k8s import pods as kpods
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.display import age, table
 from kctl.k8s.errors import one_line
 
 
-def describe(cluster: Cluster, name: str, namespace: str, now: datetime | None = None) -> str:
-    """The text ``kctl status`` prints for job ``name``."""
+def describe(cluster: Cluster, kind, name: str, namespace: str,
+             now: datetime | None = None) -> str:
+    """The text ``kctl status`` prints for the job ``name`` of ``kind`` (its backend)."""
     now = now or datetime.now(timezone.utc)
-    job = jobs.get_job(cluster, name, namespace)
-    pods = jobs.job_pods(cluster, name, namespace)
+    job = kind.get(cluster, name, namespace)
+    pods = kpods.list_pods(cluster, namespace, kind.pod_selector(name))
+    order = {replica: i for i, replica in enumerate(kind.replicas(job))}
+    pods.sort(key=lambda p: (order.get(kind.replica_of(p), len(order)), kind.replica_of(p),
+                             p["metadata"].get("creationTimestamp") or ""))
     pending = [p for p in pods if (p.get("status") or {}).get("phase", "Pending") == "Pending"]
-    pod_events = {p["metadata"]["name"]: jobs.events_for(cluster, "Pod", p["metadata"]["name"],
+    pod_events = {p["metadata"]["name"]: kpods.events_for(cluster, "Pod", p["metadata"]["name"],
                                                           namespace, p["metadata"].get("uid"))
                   for p in pending}
-    job_warnings = [e for e in jobs.events_for(cluster, KIND, name, namespace,
-                                               job["metadata"].get("uid"))
+    job_warnings = [e for e in kpods.events_for(cluster, kind.kind, name, namespace,
+                                                job["metadata"].get("uid"))
                     if e.get("type") == "Warning"]
 
-    sections = [_summary(job, now), _conditions(job), _replicas(job, pods, now)]
-    sections += [_terminations(pods, now), _not_running(pending, pod_events, now),
-                 _job_warnings(job_warnings, now)]
+    sections = [_summary(kind, job, now), kind.failure(job, pods), _conditions(job),
+                _replicas(kind, job, pods, order, now), _terminations(kind, pods, now),
+                _not_running(kind, pending, pod_events, now), _job_warnings(job_warnings, now)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def _summary(job: dict, now: datetime) -> str:
+def _summary(kind, job: dict, now: datetime) -> str:
     meta = job["metadata"]
     created = meta.get("creationTimestamp")
-    gpus = jobs.gpus_per_node(job)
-    nodes = jobs.nodes(job)
+    gpus = kind.gpus_per_node(job)
+    nodes = kind.nodes(job)
     size = f"{nodes} node(s) x {gpus} GPU(s)" if gpus else f"{nodes} node(s), CPU"
-    state = jobs.state(job) or ("<none> (no conditions yet: the training-operator has not seen "
-                                "this job; is it running?)")
+    state = kind.state(job) or (f"<none> (no conditions yet: the {kind.kind} operator has not "
+                                "seen this job; is it running?)")
     rows = [("Name:", meta["name"]), ("Namespace:", meta.get("namespace", "")),
-            ("State:", state), ("Created:", f"{created} ({age(created, now)} ago)"),
-            ("Size:", size)]
+            ("Kind:", kind.kind), ("State:", state),
+            ("Created:", f"{created} ({age(created, now)} ago)"), ("Size:", size),
+            *kind.summary(job)]
     return "\n".join(f"{k:<11}{v}" for k, v in rows)
 
 
@@ -53,45 +62,47 @@ def _conditions(job: dict) -> str:
     return "Conditions:\n" + table(["TYPE", "STATUS", "REASON", "TIME", "MESSAGE"], rows, "  ")
 
 
-def _replicas(job: dict, pods: list[dict], now: datetime) -> str:
+def _replicas(kind, job: dict, pods: list[dict], order: dict, now: datetime) -> str:
     rows = []
-    found = {jobs.replica_of(p) for p in pods}
+    found = {kind.replica_of(p) for p in pods}
     for pod in pods:
         meta, status = pod["metadata"], pod.get("status") or {}
-        rows.append([jobs.replica_of(pod), meta["name"], status.get("phase", "Pending"),
-                     jobs.pod_status(pod), str(jobs.restarts(pod)),
+        rows.append([kind.replica_of(pod), meta["name"], status.get("phase", "Pending"),
+                     kpods.pod_status(pod, kind.container),
+                     str(kpods.restarts(pod, kind.container)),
                      (pod.get("spec") or {}).get("nodeName") or "<none>",
                      age(meta.get("creationTimestamp"), now)])
-    for replica in jobs.replicas(job):
+    for replica in kind.replicas(job):
         if replica not in found:
-            rows.append([replica, jobs.pod_name(job["metadata"]["name"], replica), "-",
+            rows.append([replica, kind.expected_pod_name(job["metadata"]["name"], replica), "-",
                          "not created", "-", "-", "-"])
-    rows.sort(key=lambda row: jobs.replica_sort_key(row[0]))
+    rows.sort(key=lambda row: order.get(row[0], len(order)))
     return "Replicas:\n" + table(["REPLICA", "POD", "PHASE", "STATUS", "RESTARTS", "NODE", "AGE"],
                                  rows, "  ")
 
 
-def _terminations(pods: list[dict], now: datetime) -> str:
+def _terminations(kind, pods: list[dict], now: datetime) -> str:
     lines = []
     for pod in pods:
-        main = jobs.container_status(pod) or {}
+        main = kpods.container_status(pod, kind.container) or {}
         last = (main.get("lastState") or {}).get("terminated")
-        if jobs.restarts(pod) and last:
+        count = kpods.restarts(pod, kind.container)
+        if count and last:
             finished = last.get("finishedAt")
             when = f", {age(finished, now)} ago" if finished else ""
             reason = last.get("reason") or "Error"
-            lines.append(f"  {jobs.replica_of(pod)}: restarted {jobs.restarts(pod)} time(s); last "
+            lines.append(f"  {kind.replica_of(pod)}: restarted {count} time(s); last "
                          f"exit code {last.get('exitCode')} ({reason}{when})")
     return "Restarts:\n" + "\n".join(lines) if lines else ""
 
 
-def _not_running(pending: list[dict], events: dict[str, list[dict]], now: datetime) -> str:
+def _not_running(kind, pending: list[dict], events: dict[str, list[dict]], now: datetime) -> str:
     if not pending:
         return ""
     lines = []
     for pod in pending:
         name = pod["metadata"]["name"]
-        lines.append(f"  {jobs.replica_of(pod)} ({name}) is Pending:")
+        lines.append(f"  {kind.replica_of(pod)} ({name}) is Pending:")
         if events[name]:
             lines += [f"    {_event_line(e, now)}" for e in events[name]]
             continue
@@ -113,4 +124,5 @@ def _event_line(event: dict, now: datetime) -> str:
     count = event.get("count") or (event.get("series") or {}).get("count") or 1
     times = f" (x{count})" if count > 1 else ""
     return (f"{event.get('type', 'Normal')} {event.get('reason', '')} "
-            f"{age(jobs.event_time(event), now)} ago{times}: {one_line(event.get('message', ''))}")
+            f"{age(kpods.event_time(event), now)} ago{times}: "
+            f"{one_line(event.get('message', ''))}")

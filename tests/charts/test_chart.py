@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from kctl import __version__
-from kctl.backends.pytorchjob import DEFAULT_IMAGE, config_label
+from kctl.backends.kubernetes import config_label
+from kctl.options import DEFAULT_IMAGE
 from kctl.cli import main as kctl
 from kctl.validate.limits import QUANTITY_PATTERN
 from tests.charts.conftest import CHART, DEMO_CONFIG

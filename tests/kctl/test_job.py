@@ -140,7 +140,7 @@ def test_default_name_is_a_dns_label(config, name):
     ("1abc", "not a DNS-1035 label"),
     ("abc-", "not a DNS-1035 label"),
     ("a_b", "not a DNS-1035 label"),
-    ("a" * 51, f"is 51 characters; at most {MAX_JOB_NAME} are allowed"),
+    ("a" * 64, f"is 64 characters; at most {MAX_JOB_NAME} are allowed"),
 ])
 def test_check_dns1035_explains(name, message):
     with pytest.raises(UsageError, match=message):

@@ -61,9 +61,6 @@ def test_several_nodes_need_a_rendezvous(stub):
         load_backend("local").render(_job(stub / "cfg.py", nodes=2))
 
 
-def test_capabilities():
-    assert {"cpu", "gpu", "multi_node", "submit"} <= load_backend("local").capabilities
-
 
 @pytest.mark.parametrize("listed, present, expected", [
     (None, 2, 2),

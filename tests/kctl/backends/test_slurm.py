@@ -271,9 +271,6 @@ def test_submit_without_sbatch(config_file, monkeypatch, tmp_path):
     with pytest.raises(KctlError, match="sbatch not found"):
         BACKEND.submit(render(config_file, Topology.from_total(2, 2)))
 
-
-def test_capabilities():
-    assert {"multi_node", "gpu", "cpu", "submit"} <= BACKEND.capabilities
     assert BACKEND.template == "sbatch.sh.j2"
 
 

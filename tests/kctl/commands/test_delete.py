@@ -1,16 +1,20 @@
 """kctl delete against the fake API server."""
 
+from kctl.backends.pytorchjob import BACKEND as PYTORCHJOB
 from kctl.k8s.apply import create
+from kctl.k8s.cluster import connect
 from tests.support.fake_apiserver import pytorchjob
 
 
 def test_deletes_the_job_its_pods_and_its_config_map(fake_kube, run_kctl):
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "llm-config"},
                   "data": {"job.py": "x = 1\n"}}
-    create([pytorchjob("llm"), config_map], "default", None)
-    fake_kube.add_pod("llm", "master-0")
-    create([pytorchjob("other"), dict(config_map, metadata={"name": "other-config"})],
-           "default", None)
+    with connect() as cluster:
+        create(cluster, PYTORCHJOB, [pytorchjob("llm"), config_map], "default")
+        fake_kube.add_pod("llm", "master-0")
+        create(cluster, PYTORCHJOB,
+               [pytorchjob("other"), dict(config_map, metadata={"name": "other-config"})],
+               "default")
 
     result = run_kctl("delete", "llm")
     assert (result.code, result.out, result.err) == (

@@ -21,19 +21,19 @@ def test_lists_the_current_namespace(fake_kube, run_kctl):
     _seed(fake_kube)
     result = run_kctl("list")
     assert result.code == 0, result.err
-    assert _rows(result.out) == [["NAME", "STATE", "AGE", "NODESxGPUS"],
-                                 ["digits", "Succeeded", "3h2m", "1x0"],
-                                 ["resnet", "Running", "15m", "2x8"]]
+    assert _rows(result.out) == [["NAME", "KIND", "STATE", "AGE", "NODESxGPUS"],
+                                 ["digits", "PyTorchJob", "Succeeded", "3h2m", "1x0"],
+                                 ["resnet", "PyTorchJob", "Running", "15m", "2x8"]]
 
 
 def test_all_namespaces(fake_kube, run_kctl):
     _seed(fake_kube)
     result = run_kctl("list", "-A")
-    assert _rows(result.out) == [["NAMESPACE", "NAME", "STATE", "AGE", "NODESxGPUS"],
-                                 ["default", "digits", "Succeeded", "3h2m", "1x0"],
-                                 ["default", "resnet", "Running", "15m", "2x8"],
-                                 ["team-a", "llm", "Failed", "2d1h", "4x4"]]
-    assert [r.path for r in fake_kube.requests][-1] == "/apis/kubeflow.org/v1/pytorchjobs"
+    assert _rows(result.out) == [["NAMESPACE", "NAME", "KIND", "STATE", "AGE", "NODESxGPUS"],
+                                 ["default", "digits", "PyTorchJob", "Succeeded", "3h2m", "1x0"],
+                                 ["default", "resnet", "PyTorchJob", "Running", "15m", "2x8"],
+                                 ["team-a", "llm", "PyTorchJob", "Failed", "2d1h", "4x4"]]
+    assert "/apis/kubeflow.org/v1/pytorchjobs" in [r.path for r in fake_kube.requests]
 
 
 def test_other_namespace_and_empty(fake_kube, run_kctl):
@@ -41,7 +41,7 @@ def test_other_namespace_and_empty(fake_kube, run_kctl):
     assert _rows(run_kctl("list", "-n", "team-a").out)[1][0] == "llm"
     result = run_kctl("list", "-n", "empty")
     assert (result.code, result.out) == (0, "")
-    assert result.err == "No PyTorchJobs found in namespace empty.\n"
+    assert result.err == "No PyTorchJobs or TrainJobs found in namespace empty.\n"
 
 
 def test_forbidden_across_namespaces(fake_kube, run_kctl):

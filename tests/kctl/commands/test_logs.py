@@ -49,8 +49,8 @@ def test_crash_looping_container_shows_the_crashed_log(fake_kube, run_kctl):
 @pytest.mark.parametrize("replica, message", [
     ("worker-5", "kctl: error: --replica worker-5: job llm has master-0, worker-0, worker-1 "
                  "(or all)"),
-    ("chief-0", "kctl logs: error: argument --replica: expected master-0, worker-N or all, got "
-                "'chief-0'"),
+    ("chief", "kctl logs: error: argument --replica: expected master-0, worker-N, node-N or all, "
+              "got 'chief'"),
 ])
 def test_unknown_replica_is_a_usage_error(fake_kube, run_kctl, replica, message):
     _job(fake_kube)

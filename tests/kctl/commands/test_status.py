@@ -2,7 +2,8 @@
 
 import re
 
-from kctl.k8s import CRD_MISSING
+from kctl.backends import kubernetes_backends
+from kctl.k8s.jobs import not_served
 from tests.support.fake_apiserver import ago
 
 
@@ -76,7 +77,7 @@ def test_waiting_containers_show_their_reason(fake_kube, run_kctl):
 def test_job_the_operator_has_not_seen(fake_kube, run_kctl):
     fake_kube.add_job("llm-train", conditions=())
     out = run_kctl("status", "llm-train").out
-    assert ("State:     <none> (no conditions yet: the training-operator has not seen this job"
+    assert ("State:     <none> (no conditions yet: the PyTorchJob operator has not seen this job"
             in out)
     assert "Conditions: <none>\n" in out
 
@@ -91,7 +92,7 @@ def test_missing_job(fake_kube, run_kctl):
 def test_missing_crd(fake_kube, run_kctl):
     fake_kube.crd_installed = False
     result = run_kctl("status", "llm-train")
-    assert (result.code, result.err) == (1, f"kctl: error: {CRD_MISSING}\n")
+    assert (result.code, result.err) == (1, f"kctl: error: {not_served(kubernetes_backends())}\n")
 
 
 def test_forbidden_pods_list(fake_kube, run_kctl):

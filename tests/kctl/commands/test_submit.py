@@ -3,7 +3,8 @@ with status, logs, list and delete."""
 
 from pathlib import Path
 
-from kctl.k8s import CRD_MISSING
+from kctl.backends import kubernetes_backends
+from kctl.k8s.jobs import not_served
 from tests.support.fake_apiserver import kctl_subprocess
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs/resnet/resnet18_1xb64_digits.py"
@@ -38,7 +39,7 @@ def test_train_submits_then_status_logs_list_delete(fake_kube, run_kctl, tmp_pat
     assert run_kctl("logs", "digits").out == (
         "[master-0] trainer: launcher=pytorch rank=0 local_rank=0 world_size=1 backend=gloo "
         "device=cpu\n")
-    assert run_kctl("list").out.splitlines()[1].split()[:2] == ["digits", "Running"]
+    assert run_kctl("list").out.splitlines()[1].split()[:3] == ["digits", "PyTorchJob", "Running"]
 
     assert run_kctl("delete", "digits").code == 0
     assert fake_kube.list("pytorchjobs") == fake_kube.list("configmaps") == []
@@ -66,7 +67,7 @@ def test_submit_into_a_namespace(fake_kube, run_kctl):
 def test_submit_errors_are_one_line(fake_kube, run_kctl):
     fake_kube.crd_installed = False
     result = run_kctl("train", CONFIG, "--gpus", "0")
-    assert (result.code, _errors(result)) == (1, [f"kctl: error: {CRD_MISSING}"])
+    assert (result.code, _errors(result)) == (1, [f"kctl: error: {not_served(kubernetes_backends())}"])
 
     fake_kube.crd_installed = True
     fake_kube.forbid("create", "pytorchjobs")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kctl.backends.pytorchjob import DEFAULT_IMAGE
+from kctl.options import DEFAULT_IMAGE
 from kctl.validate.manifest import load_documents, validate_object
 
 REPO = Path(__file__).resolve().parents[3]
-CONFIG = REPO / "tests/kctl/golden/pytorchjob/configs/resnet/resnet18_1xb64_digits.py"
+CONFIG = REPO / "tests/kctl/golden/configs/resnet/resnet18_1xb64_digits.py"
 DIGITS = REPO / "configs/resnet/resnet18_1xb64_digits.py"
 
 
@@ -86,12 +86,16 @@ def test_the_projects_demo_config_renders(run_kctl):
     (["--gpus", "-1"], "--gpus must not be negative, got -1"),
     (["--gpus", "8", "--nodes", "0"], "nodes must be at least 1, got 0"),
     (["--gpus", "8", "--name", "Digits_2"], "--name 'Digits_2' is not a DNS-1035 label"),
-    (["--gpus", "8", "--name", "a" * 51], "at most 50 are allowed"),
+    (["--gpus", "8", "--name", "a" * 51], "a PyTorchJob of 1 node(s) takes at most 50"),
+    (["--gpus", "8", "--name", "a" * 49, "--kind", "TrainJob"],
+     "a TrainJob of 1 node(s) takes at most 48"),
+    (["--gpus", "8", "--gang", "--kind", "TrainJob"], "--gang does not apply to a TrainJob"),
     (["--gpus", "8", "--data-pvc", "imagenet"], "--data-pvc must be CLAIM:MOUNT"),
     (["--gpus", "8", "--data-pvc", "imagenet:data"], "must be an absolute folder"),
     (["--gpus", "8", "--nodes", "2"], "--nodes 2 needs --work-dir-pvc CLAIM"),
     (["--gpus", "8", "--cpu-procs", "2"], "--cpu-procs applies to CPU training (--gpus 0) only"),
-    (["--gpus", "0", "--cpu-procs", "0"], "processes per node must be at least 1"),
+    (["--gpus", "0", "--cpu-procs", "0"], "--cpu-procs must be at least 1, got 0"),
+    (["--gpus", "eight"], "--gpus must be a whole number, got 'eight'"),
     (["--gpus", "8", "--memory", "lots"], "--memory must be a Kubernetes quantity"),
     (["--gpus", "8", "-n", "My_NS"], "--namespace: 'My_NS' is not a DNS-1123 label"),
     (["--gpus", "8", "--max-restarts", "-1"], "--max-restarts must not be negative"),
@@ -113,7 +117,6 @@ def test_missing_config_is_a_usage_error(run_kctl, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--gpus", "8", "-o", "xml"], "invalid choice: 'xml'"),
     (["--nodes", "2"], "the following arguments are required: --gpus"),
-    (["--gpus", "eight"], "invalid int value: 'eight'"),
     (["--gpus", "8", "--amp"], "unrecognized arguments: --amp"),
 ])
 def test_argparse_errors_are_one_line_and_exit_2(run_kctl, args, message):

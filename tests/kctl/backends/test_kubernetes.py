@@ -1,0 +1,377 @@
+"""What every Kubernetes kind's pod holds (PyTorchJob and TrainJob alike), the config tree's
+journey, the batch-size warning, option checks and the safety net before a submit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from kctl.backends import kubernetes as kube
+from kctl.backends import load_backend
+from kctl.configfiles import collect, read_values
+from kctl.errors import KctlError, UsageError
+from kctl.options import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, KINDS
+from tests.kctl.backends.kube_views import (GOLDEN_CONFIG, REPO, container, job_object, objects,
+                                            pod_labels, pod_spec, render)
+
+DIGITS = REPO / "configs/resnet/resnet18_1xb64_digits.py"
+IDENTICAL = {"name": "TORCH_ELASTIC_WORKER_IDENTICAL", "value": "1"}
+
+kinds = pytest.mark.parametrize("kind", KINDS)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# --- the pod -----------------------------------------------------------------------------------
+
+@kinds
+def test_gpu_limit_per_node_and_none_for_cpu_training(kind):
+    assert container(render(kind, gpus=8))["resources"] == {"limits": {"nvidia.com/gpu": 8}}
+    assert "resources" not in container(render(kind, gpus=0))
+
+
+@kinds
+@pytest.mark.parametrize("gpus", [0, 1, 8])
+def test_torchrun_computes_the_ranks_of_identical_nodes(kind, gpus):
+    """No rank comes from the rendezvous store, where a restarted node could read stale ones."""
+    assert container(render(kind, gpus=gpus, nodes=3, work_dir_pvc="w"))["env"][0] == IDENTICAL
+
+
+@kinds
+def test_cpu_training_hides_gpus_the_runtime_might_show(kind):
+    assert container(render(kind, gpus=0))["env"] == [
+        IDENTICAL, {"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
+    assert container(render(kind, gpus=1))["env"] == [IDENTICAL]
+
+
+@kinds
+@pytest.mark.parametrize("cpu,procs,threads", [
+    ("4", 1, "4"), ("4", 2, "2"), ("3", 2, "1"), ("1", 2, "1"), ("500m", 1, "1"),
+    ("4500m", 2, "2"), ("2.5", 1, "2"), (".5", 1, "1")])
+def test_cpu_training_threads_are_the_cpus_per_process(kind, cpu, procs, threads):
+    env = container(render(kind, gpus=0, cpu_procs=procs, cpu=cpu))["env"]
+    assert env == [IDENTICAL, {"name": "CUDA_VISIBLE_DEVICES", "value": ""},
+                   {"name": "OMP_NUM_THREADS", "value": threads}]
+
+
+@kinds
+@pytest.mark.parametrize("cpu", ["2k", "1e3", None])
+def test_cpu_training_threads_stay_torchruns_without_plain_cores(kind, cpu):
+    options = {} if cpu is None else {"cpu": cpu}
+    names = [e["name"] for e in container(render(kind, gpus=0, **options))["env"]]
+    assert names == [IDENTICAL["name"], "CUDA_VISIBLE_DEVICES"]
+    assert container(render(kind, gpus=1, cpu="8"))["env"] == [IDENTICAL]
+
+
+@kinds
+def test_cpu_and_memory_are_requests_and_limits_per_pod(kind):
+    resources = container(render(kind, gpus=2, cpu="16", memory="64Gi"))["resources"]
+    assert resources == {"limits": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": 2},
+                         "requests": {"cpu": "16", "memory": "64Gi"}}
+
+
+@kinds
+def test_command_is_bare_torchrun_then_the_trainer_contract(kind):
+    spec = container(render(kind, nodes=2, work_dir_pvc="w",
+                            trainer_args=["--amp", "--cfg-options", "a=1"]))
+    assert spec["image"] == DEFAULT_IMAGE
+    assert spec["command"] == [
+        "torchrun", "-m", "trainer", "/config/resnet/resnet18_1xb64_digits.py",
+        "--launcher", "pytorch", "--work-dir", "/work_dirs/digits", "--resume",
+        "--amp", "--cfg-options", "a=1"]
+    # The topology comes from the operator's PET_* variables only.
+    assert not [a for a in spec["command"] if a.startswith(("--nnodes", "--nproc", "--node",
+                                                            "--master", "--rdzv"))]
+    assert "args" not in spec
+
+
+@kinds
+def test_volumes_config_work_dir_data_and_shared_memory(kind):
+    dryrun = render(kind, work_dir_pvc="work", data_pvc="imagenet:/data")
+    mounts = {m["name"]: m for m in container(dryrun)["volumeMounts"]}
+    assert {n: (m["mountPath"], m.get("readOnly", False)) for n, m in mounts.items()} == {
+        "config": ("/config", True), "work-dir": ("/work_dirs", False),
+        "data": ("/data", True), "dshm": ("/dev/shm", False)}
+    volumes = {v["name"]: v for v in pod_spec(dryrun)["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "digits-config"
+    assert volumes["work-dir"] == {"name": "work-dir",
+                                   "persistentVolumeClaim": {"claimName": "work"}}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "imagenet",
+                                                        "readOnly": True}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": DEFAULT_SHM_SIZE}
+    shm = {v["name"]: v for v in pod_spec(render(kind, shm_size="16Gi"))["volumes"]}["dshm"]
+    assert shm["emptyDir"]["sizeLimit"] == "16Gi"
+
+
+@kinds
+def test_pods_run_as_non_root_with_no_privileges(kind):
+    pod = pod_spec(render(kind))
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": kube.RUN_AS_USER, "runAsGroup": kube.RUN_AS_USER,
+        "fsGroup": kube.RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert kube.RUN_AS_USER > 0
+    assert container(render(kind))["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+@kinds
+def test_labels_on_job_config_map_and_pods(kind):
+    dryrun = render(kind, name="digits")
+    expected = {"app.kubernetes.io/name": "kctl-trainer", "app.kubernetes.io/instance": "digits",
+                "app.kubernetes.io/managed-by": "kctl",
+                "kctl.dev/config": "resnet18_1xb64_digits"}
+    assert job_object(dryrun)["metadata"]["labels"] == expected
+    assert objects(dryrun)["ConfigMap"]["metadata"]["labels"] == expected
+    assert pod_labels(dryrun) == expected
+
+
+@kinds
+def test_queue_labels_the_job_only(kind):
+    dryrun = render(kind, queue="team-a")
+    assert job_object(dryrun)["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert "kueue.x-k8s.io/queue-name" not in objects(dryrun)["ConfigMap"]["metadata"]["labels"]
+    assert "kueue.x-k8s.io/queue-name" not in pod_labels(dryrun)
+
+
+@kinds
+def test_namespace_only_when_asked(kind):
+    assert "namespace" not in job_object(render(kind, work_dir_pvc="w"))["metadata"]
+    namespaced = render(kind, work_dir_pvc="w", namespace="research")
+    assert {o["metadata"]["namespace"] for o in namespaced.request} == {"research"}
+
+
+@pytest.mark.parametrize("file_name, label", [
+    ("resnet18_1xb64_digits.py", "resnet18_1xb64_digits"),
+    ("my config+v2.py", "my_config_v2"),
+    ("_private_.py", "private"),
+    ("x" * 80 + ".py", "x" * 63),
+])
+def test_config_label_is_a_valid_label_value(file_name, label):
+    assert kube.config_label(file_name) == label
+
+
+# --- work_dir storage -------------------------------------------------------------------------
+
+@kinds
+def test_several_nodes_need_a_work_dir_claim(kind):
+    with pytest.raises(UsageError, match="--nodes 2 needs --work-dir-pvc CLAIM .a ReadWriteMany"):
+        render(kind, nodes=2)
+
+
+@kinds
+def test_one_node_without_a_claim_warns_that_checkpoints_die_with_the_pod(kind):
+    dryrun = render(kind, gpus=0)
+    (warning,) = dryrun.warnings
+    assert "no --work-dir-pvc" in warning and "die with the pod" in warning
+    volumes = {v["name"]: v for v in pod_spec(dryrun)["volumes"]}
+    assert volumes["work-dir"]["emptyDir"] == {}
+    assert not render(kind, gpus=0, work_dir_pvc="w").warnings
+
+
+# --- the learning-rate / batch-size warning ----------------------------------------------------
+
+def test_batch_warning_when_total_batch_differs_from_base_batch_size():
+    # The golden config: 64 images per process, auto_scale_lr.base_batch_size = 64.
+    (warning,) = render(gpus=8, nodes=2, work_dir_pvc="w").warnings
+    assert "16 processes x 64" in warning and "= 1024" in warning
+    assert "base_batch_size=64" in warning
+    assert "append `-- --auto-scale-lr`" in warning
+
+
+@pytest.mark.parametrize("gpus, nodes, cpu_procs, trainer_args", [
+    (0, 1, 1, ()),                                   # 1 x 64 = 64
+    (8, 2, 1, ("--auto-scale-lr",)),                 # the user scales already
+    (0, 1, 4, ("--cfg-options", "train_dataloader.batch_size=16")),  # 4 x 16 = 64
+    (8, 1, 1, ("--cfg-options", "auto_scale_lr.base_batch_size=512")),  # 8 x 64 = 512
+])
+def test_no_batch_warning_when_it_matches_or_is_handled(gpus, nodes, cpu_procs, trainer_args):
+    dryrun = render(gpus=gpus, nodes=nodes, cpu_procs=cpu_procs, trainer_args=trainer_args,
+                    work_dir_pvc="w")
+    assert dryrun.warnings == []
+
+
+def test_no_batch_warning_when_the_config_does_not_say(tmp_path):
+    config = _write(tmp_path / "plain.py", "train_dataloader = dict(batch_size=32)\n")
+    assert render(config=config, gpus=8, work_dir_pvc="w").warnings == []
+
+
+# --- the config tree in a ConfigMap -----------------------------------------------------------
+
+def _mount(dryrun, into: Path) -> Path:
+    """Materialise the config volume the way the kubelet does (items: key -> path)."""
+    data = objects(dryrun)["ConfigMap"]["data"]
+    volume = {v["name"]: v for v in pod_spec(dryrun)["volumes"]}["config"]["configMap"]
+    for item in volume["items"]:
+        target = into / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(data[item["key"]])
+    return into
+
+
+def _check_tree_travels(kind: str, config: Path, tmp_path: Path) -> None:
+    dryrun = render(kind, config=config, gpus=1, work_dir_pvc="w")
+    tree = collect(config)
+    data = objects(dryrun)["ConfigMap"]["data"]
+    assert len(data) == len(tree.files)  # every file, nothing else
+    mounted = _mount(dryrun, tmp_path / kind / "mnt")
+    main_in_pod = container(dryrun)["command"][3]
+    assert main_in_pod == f"/config/{tree.main}"
+    local_main = mounted / tree.main
+    remounted = collect(local_main)  # _base_ references resolve inside the mounted layout
+    assert set(remounted.files) == set(tree.files)
+    for relative, path in tree.files.items():
+        assert (mounted / relative).read_text() == path.read_text()
+    assert read_values(local_main) == read_values(config)
+
+
+@kinds
+def test_config_map_carries_every_base_file_in_its_layout(kind, tmp_path):
+    src = tmp_path / "src"
+    _write(src / "_base_/models/net.py", "model = dict(type='Net', depth=18)\n")
+    _write(src / "_base_/schedules/sgd.py", """\
+        _base_ = './common/runtime.py'
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))
+        """)
+    _write(src / "_base_/schedules/common/runtime.py", "default_scope = 'trainer'\n")
+    config = _write(src / "exp/deep/net_digits.py", """\
+        _base_ = ['../../_base_/models/net.py', '../../_base_/schedules/sgd.py']
+        train_dataloader = dict(batch_size=8)
+        """)
+    _check_tree_travels(kind, config, tmp_path)
+    keys = set(objects(render(kind, config=config, gpus=1, work_dir_pvc="w"))["ConfigMap"]["data"])
+    assert keys == {"exp__deep__net_digits.py", "_base___models__net.py",
+                    "_base___schedules__sgd.py", "_base___schedules__common__runtime.py"}
+
+
+@kinds
+def test_config_map_carries_the_projects_digits_config(kind, tmp_path):
+    _check_tree_travels(kind, DIGITS, tmp_path)
+
+
+def test_config_files_whose_keys_would_collide_are_refused(tmp_path):
+    _write(tmp_path / "a/b.py", "x = 1\n")
+    _write(tmp_path / "a__b.py", "y = 1\n")
+    config = _write(tmp_path / "main.py", "_base_ = ['a/b.py', 'a__b.py']\n")
+    with pytest.raises(UsageError, match="share the ConfigMap key 'a__b.py'"):
+        render(config=config, gpus=1)
+
+
+def test_config_file_name_that_cannot_be_a_key_is_refused(tmp_path):
+    _write(tmp_path / "my base.py", "x = 1\n")
+    config = _write(tmp_path / "main.py", "_base_ = 'my base.py'\n")
+    with pytest.raises(UsageError, match="cannot travel in a ConfigMap.*--config-in-image"):
+        render(config=config, gpus=1)
+
+
+def test_config_tree_larger_than_a_config_map_is_refused(tmp_path):
+    _write(tmp_path / "big.py", "# " + "x" * (1024 * 1024) + "\n")
+    config = _write(tmp_path / "main.py", "_base_ = 'big.py'\n")
+    with pytest.raises(UsageError, match="more than a ConfigMap's 1048576; use --config-in-image"):
+        render(config=config, gpus=1)
+
+
+@kinds
+def test_config_in_image_ships_no_config_map(kind):
+    dryrun = render(kind, config_in_image="configs/resnet/resnet18_1xb64_digits.py",
+                    work_dir_pvc="w")
+    assert [o["kind"] for o in dryrun.request] == [kind]
+    assert container(dryrun)["command"][3] == "configs/resnet/resnet18_1xb64_digits.py"
+    assert "config" not in {v["name"] for v in pod_spec(dryrun)["volumes"]}
+    assert "config" not in {m["name"] for m in container(dryrun)["volumeMounts"]}
+
+
+# --- options ----------------------------------------------------------------------------------
+
+@kinds
+@pytest.mark.parametrize("options, message", [
+    (dict(namespace="Research"), "--namespace: 'Research' is not a DNS-1123 label"),
+    (dict(image="two words"), "--image must be an image reference"),
+    (dict(work_dir_pvc="Work_Dirs"), "--work-dir-pvc: 'Work_Dirs' is not a DNS-1123 subdomain"),
+    (dict(queue="x" * 64), "--queue"),
+    (dict(cpu="lots"), "--cpu must be a Kubernetes quantity"),
+    (dict(memory="-4Gi"), "--memory must be a Kubernetes quantity"),
+    (dict(shm_size="8GB"), "--shm-size must be a Kubernetes quantity"),
+    (dict(data_pvc="data:relative/dir"), "must be an absolute folder"),
+    (dict(data_pvc="data:/"), "must be an absolute folder"),
+    (dict(data_pvc="data:/config/x"), "overlaps /config"),
+    (dict(data_pvc="data:/dev"), "overlaps /dev/shm"),
+    (dict(config_in_image=" "), "--config-in-image must not be empty"),
+])
+def test_bad_options_are_usage_errors_naming_the_flag(kind, options, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        render(kind, **options)
+
+
+# --- the safety net and the seams ---------------------------------------------------------------
+
+def _fake_apply(monkeypatch) -> list:
+    """``kctl.k8s.apply.create`` replaced: the calls are recorded, nothing is created."""
+    calls = []
+    fake = types.ModuleType("kctl.k8s.apply")
+    fake.create = lambda cluster, kind, objects, namespace: calls.append(
+        (cluster, kind, objects, namespace)) or objects[-1]["metadata"]["name"]
+    monkeypatch.setitem(sys.modules, "kctl.k8s.apply", fake)
+    return calls
+
+
+def test_a_template_bug_is_caught_before_anything_is_submitted(monkeypatch):
+    real = kube.render_template
+
+    def buggy(name, **context):  # as if the template forgot to quote nprocPerNode
+        return real(name, **context).replace('nprocPerNode: "8"', "nprocPerNode: 8")
+
+    created = _fake_apply(monkeypatch)
+    monkeypatch.setattr(kube, "render_template", buggy)
+    dryrun = render(gpus=8, work_dir_pvc="w")
+    assert "nprocPerNode: 8" in dryrun.text  # a dry run prints; it does not validate
+    with pytest.raises(KctlError, match=r"bug in kctl.*PyTorchJob/digits: spec.nprocPerNode: "
+                                        r"must be a string, got 8"):
+        load_backend("pytorchjob").submit(dryrun, cluster="the cluster")
+    assert created == []
+
+
+@kinds
+def test_submit_creates_the_rendered_objects_through_kctl_k8s(kind, monkeypatch):
+    calls = _fake_apply(monkeypatch)
+    backend = load_backend(kind.lower())
+    dryrun = render(kind, namespace="research", work_dir_pvc="w")
+    assert backend.submit(dryrun, "the cluster") == "digits"
+    assert calls == [("the cluster", backend, dryrun.request, "research")]
+    backend.submit(render(kind, work_dir_pvc="w"), "the cluster")
+    assert calls[-1][3] is None  # the context's namespace
+
+
+@kinds
+def test_rendering_and_validating_import_neither_torch_mmengine_nor_kubernetes(kind, tmp_path):
+    manifest = tmp_path / "job.yaml"
+    code = textwrap.dedent(f"""\
+        import contextlib, io, sys
+        from kctl.cli import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["train", {str(GOLDEN_CONFIG)!r}, "--gpus", "8", "--nodes", "2",
+                         "--work-dir-pvc", "w", "--kind", {kind!r}, "--dry-run"]) == 0
+        dry_run = sorted(m for m in sys.modules if m.split(".")[0] in ("yaml", "jsonschema"))
+        open({str(manifest)!r}, "w").write(out.getvalue())
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["validate", {str(manifest)!r}]) == 0
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "mmengine",
+                                                                      "kubernetes"))
+        print(dry_run, heavy)
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The dry run prints YAML text: it parses nothing (no PyYAML) and validates nothing
+    # (no jsonschema); validating imports neither torch, mmengine nor kubernetes.
+    assert proc.stdout.strip() == "[] []"
+    assert f"kind: {kind}" in manifest.read_text()
