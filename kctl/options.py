@@ -11,6 +11,7 @@ templates).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -19,7 +20,7 @@ from typing import Any, Callable
 from kctl import __version__
 from kctl.errors import UsageError
 from kctl.validate.limits import QUANTITY_PATTERN
-from kctl.validate.metadata import dns1123_subdomain_error, label_value_error
+from kctl.validate.metadata import dns1123_subdomain_error, key_error, label_value_error
 
 #: The Kubernetes kinds ``kctl train`` renders, the default first.
 KINDS = ("PyTorchJob", "TrainJob")
@@ -33,6 +34,18 @@ DEFAULT_SHM_SIZE = "8Gi"
 
 #: Failures a PyTorchJob survives before it is marked Failed (``--max-restarts``).
 DEFAULT_MAX_RESTARTS = 3
+
+#: Size of the work-dir claim kctl creates when no ``--work-dir-pvc`` is given: a few checkpoints
+#: of a large model (a ResNet-50 checkpoint with its optimizer state is ~200 MB) and the logs.
+DEFAULT_WORK_DIR_SIZE = "20Gi"
+
+#: What the training operators set in every trainer container: a user's value would be ignored
+#: (PyTorchJob: the operator's come last) or refused (TrainJob's webhook reserves ``PET_*``).
+RESERVED_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
+RESERVED_ENV_PREFIX = "PET_"
+
+#: The taint effects a toleration can name (kubectl taint's syntax).
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 #: The ClusterTrainingRuntime Kubeflow Trainer installs for PyTorch (``--runtime``).
 DEFAULT_RUNTIME = "torch-distributed"
@@ -107,6 +120,63 @@ def _data_volume(value: str, flag: str) -> DataVolume:
     return DataVolume(claim=claim, mount=mount)
 
 
+def _size_or_zero(value: str, flag: str) -> str | None:
+    """A quantity, or ``0`` for none (``None``)."""
+    return None if str(value) == "0" else _quantity(str(value), flag)
+
+
+def _pair(value: str, flag: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{flag} must be KEY=VALUE, got {value!r}")
+    return key, val
+
+
+def _label(value: str, flag: str) -> tuple[str, str]:
+    key, val = _pair(value, flag)
+    error = key_error(key) or label_value_error(val)
+    if error:
+        raise UsageError(f"{flag} {value}: {error}")
+    return key, val
+
+
+def _annotation(value: str, flag: str) -> tuple[str, str]:
+    key, val = _pair(value, flag)
+    error = key_error(key)
+    if error:
+        raise UsageError(f"{flag} {value}: {error}")
+    return key, val
+
+
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _env(value: str, flag: str) -> tuple[str, str]:
+    key, val = _pair(value, flag)
+    if not _ENV_NAME.match(key):
+        raise UsageError(f"{flag} {value}: {key!r} is not a valid environment variable name "
+                         "(letters, digits, '_', '-', '.', not starting with a digit)")
+    if key.startswith(RESERVED_ENV_PREFIX) or key in RESERVED_ENV:
+        raise UsageError(f"{flag} {value}: {key} is set by the training operator for torchrun "
+                         f"(PET_* and {', '.join(RESERVED_ENV)} are reserved)")
+    return key, val
+
+
+def _toleration(value: str, flag: str) -> dict:
+    """kubectl taint's ``KEY[=VALUE]:EFFECT`` as the toleration of that taint."""
+    taint, sep, effect = value.rpartition(":")
+    key, has_value, val = taint.partition("=")
+    if not sep or not key or effect not in TAINT_EFFECTS:
+        raise UsageError(f"{flag} must be KEY[=VALUE]:EFFECT with EFFECT "
+                         f"{', '.join(TAINT_EFFECTS)} (kubectl taint's syntax), got {value!r}")
+    error = key_error(key) or (label_value_error(val) if has_value else None)
+    if error:
+        raise UsageError(f"{flag} {value}: {error}")
+    if has_value:
+        return {"key": key, "operator": "Equal", "value": val, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
+
+
 def _choice(*allowed: str) -> Callable[[str, str], str]:
     def parse(value: str, flag: str) -> str:
         if value not in allowed:
@@ -129,6 +199,9 @@ class Option:
         kinds: The kinds that take it. Defaults to every kind.
         refusal: Why the other kinds do not take it (``--gang does not apply to a TrainJob: ...``).
         switch: A flag without a value (``--gang``).
+        repeat: The flag may be given several times (kubectl's ``--label a=1 --label b=2``);
+            the value is the list of parsed items, or a map when ``default`` is one (the items
+            are then ``(key, value)`` pairs; a repeated key keeps its last value).
         required: The flag must be given.
         chart: The Helm chart's value name; ``None`` derives it (``workDirPvc``).
     """
@@ -141,6 +214,7 @@ class Option:
     kinds: tuple[str, ...] = KINDS
     refusal: str = ""
     switch: bool = False
+    repeat: bool = False
     required: bool = False
     chart: str | None = None
 
@@ -167,8 +241,13 @@ OPTIONS = (
     Option("image", f"trainer image (default: {DEFAULT_IMAGE})", _image, DEFAULT_IMAGE, "IMAGE"),
     Option("config_in_image", "run this config from the image instead of shipping CONFIG",
            metavar="PATH"),
-    Option("work_dir_pvc", "claim for /work_dirs (checkpoints); required with --nodes > 1",
+    Option("work_dir_pvc", "existing claim for /work_dirs (default: one kctl creates)",
            _object_name, metavar="CLAIM"),
+    Option("work_dir_size", f"size of the work-dir claim kctl creates (default: "
+                            f"{DEFAULT_WORK_DIR_SIZE}; 0: an emptyDir)", _size_or_zero,
+           DEFAULT_WORK_DIR_SIZE, "SIZE"),
+    Option("storage_class", "StorageClass of the claim kctl creates (default: the cluster's)",
+           _object_name, metavar="CLASS", chart="workDirStorageClass"),
     Option("data_pvc", "claim mounted read-only at MOUNT, e.g. imagenet:/data", _data_volume,
            metavar="CLAIM:MOUNT"),
     Option("cpu", "CPU request and limit per node, e.g. 8", _quantity, metavar="C"),
@@ -188,6 +267,23 @@ OPTIONS = (
            _count(0), DEFAULT_MAX_RESTARTS, "K", kinds=("PyTorchJob",),
            refusal="a TrainJob's restarts are its runtime's Job backoffLimit (6 in "
                    "torch-distributed); use a TrainingRuntime that sets another"),
+    Option("image_pull_policy", "Always, IfNotPresent or Never (default: the cluster's)",
+           _choice("Always", "IfNotPresent", "Never"), metavar="POLICY", kinds=("PyTorchJob",),
+           refusal="runtimePatches cannot set a container's imagePullPolicy; use a "
+                   "TrainingRuntime that sets it", chart="image.pullPolicy"),
+    Option("image_pull_secret", "Secret to pull the image with (repeatable)", _object_name,
+           [], "SECRET", repeat=True, chart="image.pullSecrets"),
+    Option("node_selector", "run on nodes labelled K=V (repeatable)", _label, {}, "K=V",
+           repeat=True),
+    Option("toleration", "tolerate the taint KEY[=VALUE]:EFFECT (repeatable)", _toleration, [],
+           "TAINT", repeat=True, chart="tolerations"),
+    Option("service_account", "ServiceAccount of the pods", _object_name, metavar="NAME"),
+    Option("env", "environment variable of the trainer, K=V (repeatable)", _env, {}, "K=V",
+           repeat=True),
+    Option("label", "label of the job, its ConfigMap and pods, K=V (repeatable)", _label, {},
+           "K=V", repeat=True, chart="labels"),
+    Option("annotation", "annotation of the pods, K=V (repeatable)", _annotation, {}, "K=V",
+           repeat=True, chart="podAnnotations"),
     Option("runtime", f"TrainJob runtime (default: {DEFAULT_RUNTIME})", _object_name,
            DEFAULT_RUNTIME, "NAME", kinds=("TrainJob",),
            refusal="a PyTorchJob has no runtime"),
@@ -208,6 +304,8 @@ def add_arguments(parser) -> None:
             help_ += f" ({', '.join(option.kinds)} only)"
         if option.switch:
             parser.add_argument(option.flag, action="store_true", help=help_)
+        elif option.repeat:
+            parser.add_argument(option.flag, action="append", metavar=option.metavar, help=help_)
         else:
             parser.add_argument(option.flag, metavar=option.metavar, help=help_,
                                 required=option.required)
@@ -232,12 +330,25 @@ def settings(kind: str | None, values: dict) -> "Settings":
         option = BY_NAME[name]
         if kind is not None and kind not in option.kinds:
             raise UsageError(f"{option.flag} does not apply to a {kind}: {option.refusal}")
-        chosen[name] = True if option.switch else option.parse(raw, option.flag)
-    return Settings({**{o.name: o.default for o in OPTIONS}, **chosen})
+        if option.switch:
+            chosen[name] = True
+        elif option.repeat:
+            items = [option.parse(item, option.flag)
+                     for item in ([raw] if isinstance(raw, str) else raw)]
+            chosen[name] = dict(items) if isinstance(option.default, dict) else items
+        else:
+            chosen[name] = option.parse(raw, option.flag)
+    defaults = {o.name: copy.copy(o.default) for o in OPTIONS}
+    return Settings({**defaults, **chosen}, given=set(chosen))
 
 
 class Settings(dict):
-    """Option values by name, also as attributes (``settings.work_dir_pvc``)."""
+    """Option values by name, also as attributes (``settings.work_dir_pvc``); :attr:`given`
+    names the options the user gave."""
+
+    def __init__(self, values: dict, given: set[str] = frozenset()):
+        super().__init__(values)
+        self.given = set(given)
 
     def __getattr__(self, name: str) -> Any:
         try:

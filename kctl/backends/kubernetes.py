@@ -222,7 +222,7 @@ class KubernetesBackend(Backend):
 
     def pod(self, job: Job, settings: opts.Settings, warnings: list[str]) -> dict:
         """What every kind's pod holds (template variables): labels, the config tree, the
-        command, environment, resources and volumes."""
+        work-dir claim, the command, environment, resources, volumes and placement."""
         limit = self.name_limit(job.topology.nodes)
         if len(job.name) > limit:
             raise UsageError(f"job name {job.name!r} is {len(job.name)} characters; a "
@@ -231,8 +231,6 @@ class KubernetesBackend(Backend):
         if settings.data_pvc is not None:
             _check_data_mount(settings.data_pvc.mount)
         topology = job.topology
-        if settings.work_dir_pvc is None:
-            self.check_work_dir(job, warnings)
         batch_warning = batch_size_warning(job)
         if batch_warning:
             warnings.append(batch_warning)
@@ -243,6 +241,10 @@ class KubernetesBackend(Backend):
             config_path, files = config_files(job)
         labels = {LABEL_APP: APP, LABEL_INSTANCE: job.name, LABEL_MANAGED_BY: MANAGED_BY,
                   LABEL_CONFIG: config_label(job.config)}
+        for key in settings.label:
+            if key in labels or key == LABEL_QUEUE:
+                raise UsageError(f"--label {key}=...: kctl sets the label {key} itself")
+        labels.update(settings.label)
         job_labels = {**labels, LABEL_QUEUE: settings.queue} if settings.queue else labels
         command = ["torchrun", "-m", TRAINER_MODULE,
                    *job.trainer_args_for(config_path, "pytorch", work_dir_for(job.name))]
@@ -262,10 +264,12 @@ class KubernetesBackend(Backend):
             threads = threads_per_process(settings.cpu, topology.procs_per_node)
             if threads is not None:
                 env["OMP_NUM_THREADS"] = str(threads)
+        env.update(settings.env)  # the user's value of a name kctl sets wins, as in kubectl
         return dict(
             job_name=job.name,
             labels=labels,
             job_labels=job_labels,
+            pod_annotations=settings.annotation,
             suspend=settings.queue is not None,
             config_map_name=f"{job.name}-config",
             config_files=files,
@@ -273,15 +277,55 @@ class KubernetesBackend(Backend):
             run_as_user=RUN_AS_USER,
             container_name=self.container,
             image=settings.image,
+            image_pull_policy=settings.image_pull_policy,
+            image_pull_secrets=settings.image_pull_secret,
+            node_selector=settings.node_selector,
+            tolerations=settings.toleration,
+            service_account=settings.service_account,
             command=command,
             env=env,
             resources=resources,
             work_dir_mount=WORK_DIR_MOUNT,
-            work_dir_pvc=settings.work_dir_pvc,
+            work_dir_claim=self.work_dir(job, settings, labels, warnings),
             data_pvc=settings.data_pvc,
             shm_mount=SHM_MOUNT,
             shm_size=settings.shm_size,
         )
+
+    def work_dir(self, job: Job, settings: opts.Settings, labels: dict,
+                 warnings: list[str]) -> dict | None:
+        """The claim holding ``/work_dirs``: ``name``, and ``size``, ``access_mode`` and
+        ``storage_class`` when kctl creates it; ``None`` for an emptyDir (``--work-dir-size 0``).
+
+        A claim kctl creates is ``<job>-work-dir``. It is not owned by the job: it outlives
+        ``kctl delete``, and the same job submitted again reuses it and resumes.
+        """
+        if settings.work_dir_pvc is not None:
+            for name in ("work_dir_size", "storage_class"):
+                if name in settings.given:
+                    raise UsageError(f"{opts.BY_NAME[name].flag} is for the claim kctl creates; "
+                                     f"--work-dir-pvc {settings.work_dir_pvc} names an existing "
+                                     "one")
+            shared = self.claim_access(job) == "ReadWriteMany"
+            if shared:
+                warnings.append(f"every node of this {self.kind} mounts --work-dir-pvc "
+                                f"{settings.work_dir_pvc}: it must be a ReadWriteMany claim")
+            return {"name": settings.work_dir_pvc}
+        if settings.work_dir_size is None:
+            if "storage_class" in settings.given:
+                raise UsageError("--storage-class is for the claim kctl creates; "
+                                 "--work-dir-size 0 asks for none")
+            warnings.append(f"--work-dir-size 0: {work_dir_for(job.name)} is an emptyDir; "
+                            "checkpoints survive container restarts but die with the pod")
+            return None
+        access = self.claim_access(job)
+        if access == "ReadWriteMany":
+            warnings.append(f"every node of a {self.kind} mounts the work-dir claim, so kctl asks "
+                            f"for a ReadWriteMany claim ({job.name}-work-dir): the storage class "
+                            "must offer it (kctl doctor tells)")
+        return {"name": f"{job.name}-work-dir", "size": settings.work_dir_size,
+                "access_mode": access, "storage_class": settings.storage_class,
+                "labels": labels}
 
     # -- kind-specific -----------------------------------------------------------------------
 
@@ -292,8 +336,9 @@ class KubernetesBackend(Backend):
         """The longest name a job of ``nodes`` nodes can have."""
         raise NotImplementedError
 
-    def check_work_dir(self, job: Job, warnings: list[str]) -> None:
-        """No work-dir claim was given: refuse, or warn that checkpoints die with the pod."""
+    def claim_access(self, job: Job) -> str:
+        """The access mode the work-dir claim needs: ``ReadWriteOnce`` where only the pod of
+        rank 0 mounts it, ``ReadWriteMany`` where several nodes do."""
         raise NotImplementedError
 
     def kind_context(self, job: Job, settings: opts.Settings, warnings: list[str]) -> dict:

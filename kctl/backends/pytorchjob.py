@@ -45,8 +45,7 @@ from __future__ import annotations
 
 import re
 
-from kctl.backends.kubernetes import KubernetesBackend, work_dir_for
-from kctl.errors import UsageError
+from kctl.backends.kubernetes import KubernetesBackend
 from kctl.job import Job
 from kctl.options import Settings
 
@@ -104,13 +103,10 @@ class PyTorchJobBackend(KubernetesBackend):
     def name_limit(self, nodes: int) -> int:
         return MAX_JOB_NAME
 
-    def check_work_dir(self, job: Job, warnings: list[str]) -> None:
-        if job.topology.nodes > 1:
-            raise UsageError(
-                f"--nodes {job.topology.nodes} needs --work-dir-pvc CLAIM (a ReadWriteMany claim): "
-                "every node must read the same checkpoints to resume")
-        warnings.append(f"no --work-dir-pvc: {work_dir_for(job.name)} is an emptyDir; "
-                        "checkpoints survive container restarts but die with the pod")
+    def claim_access(self, job: Job) -> str:
+        """Only the Master (rank 0, which alone reads and writes checkpoints) mounts the claim;
+        the Workers' work_dir is an emptyDir."""
+        return "ReadWriteOnce"
 
     def kind_context(self, job: Job, settings: Settings, warnings: list[str]) -> dict:
         topology = job.topology
@@ -118,6 +114,7 @@ class PyTorchJobBackend(KubernetesBackend):
         if topology.nodes > 1:
             replicas["Worker"] = topology.nodes - 1
         return dict(
+            claim_replicas=("Master",),
             nproc_per_node=str(topology.procs_per_node),
             clean_pod_policy=CLEAN_POD_POLICY,
             backoff_limit=backoff_limit(settings.max_restarts, topology.nodes),

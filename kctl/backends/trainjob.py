@@ -29,8 +29,7 @@ What differs from a PyTorchJob (see ``docs/kubernetes.md``, "From PyTorchJob to 
 
 from __future__ import annotations
 
-from kctl.backends.kubernetes import GPU_RESOURCE, KubernetesBackend, work_dir_for
-from kctl.errors import UsageError
+from kctl.backends.kubernetes import GPU_RESOURCE, KubernetesBackend
 from kctl.job import Job
 from kctl.options import Settings
 
@@ -75,13 +74,9 @@ class TrainJobBackend(KubernetesBackend):
     def name_limit(self, nodes: int) -> int:
         return name_limit(nodes)
 
-    def check_work_dir(self, job: Job, warnings: list[str]) -> None:
-        if job.topology.nodes > 1:
-            raise UsageError(
-                f"--nodes {job.topology.nodes} needs --work-dir-pvc CLAIM (a ReadWriteMany claim): "
-                "every node of a TrainJob mounts the same claim to read the checkpoints")
-        warnings.append(f"no --work-dir-pvc: {work_dir_for(job.name)} is an emptyDir; "
-                        "checkpoints survive container restarts but die with the pod")
+    def claim_access(self, job: Job) -> str:
+        """Every node runs the same pod template, so every node mounts the claim."""
+        return "ReadWriteMany" if job.topology.nodes > 1 else "ReadWriteOnce"
 
     def kind_context(self, job: Job, settings: Settings, warnings: list[str]) -> dict:
         return dict(

@@ -15,7 +15,7 @@ from kctl.backends import kubernetes as kube
 from kctl.backends import load_backend
 from kctl.configfiles import collect, read_values
 from kctl.errors import KctlError, UsageError
-from kctl.options import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, KINDS
+from kctl.options import DEFAULT_IMAGE, DEFAULT_SHM_SIZE, DEFAULT_WORK_DIR_SIZE, KINDS
 from tests.kctl.backends.kube_views import (GOLDEN_CONFIG, REPO, container, job_object, objects,
                                             pod_labels, pod_spec, render)
 
@@ -161,20 +161,147 @@ def test_config_label_is_a_valid_label_value(file_name, label):
 
 # --- work_dir storage -------------------------------------------------------------------------
 
-@kinds
-def test_several_nodes_need_a_work_dir_claim(kind):
-    with pytest.raises(UsageError, match="--nodes 2 needs --work-dir-pvc CLAIM .a ReadWriteMany"):
-        render(kind, nodes=2)
+def _work_dir_volume(dryrun, replica_type="Master") -> dict:
+    (volume,) = [v for v in pod_spec(dryrun, replica_type)["volumes"] if v["name"] == "work-dir"]
+    return volume
 
 
 @kinds
-def test_one_node_without_a_claim_warns_that_checkpoints_die_with_the_pod(kind):
-    dryrun = render(kind, gpus=0)
+def test_without_a_claim_kctl_creates_one_for_the_job(kind):
+    dryrun = render(kind, gpus=0, nodes=1)
+    claim = objects(dryrun)["PersistentVolumeClaim"]
+    assert [o["kind"] for o in dryrun.request] == ["PersistentVolumeClaim", "ConfigMap", kind]
+    assert claim["metadata"]["name"] == "digits-work-dir"
+    assert claim["metadata"]["labels"] == job_object(dryrun)["metadata"]["labels"]
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": DEFAULT_WORK_DIR_SIZE}}}
+    assert _work_dir_volume(dryrun)["persistentVolumeClaim"] == {"claimName": "digits-work-dir"}
+    assert dryrun.warnings == []
+    sized = objects(render(kind, work_dir_size="100Gi", storage_class="fast-ssd"))
+    assert sized["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert sized["PersistentVolumeClaim"]["spec"]["storageClassName"] == "fast-ssd"
+
+
+def test_only_the_pytorchjob_master_mounts_the_work_dir_claim():
+    """Rank 0 alone reads and writes checkpoints: the claim needs no ReadWriteMany."""
+    dryrun = render("PyTorchJob", nodes=3, trainer_args=["--auto-scale-lr"])
+    assert objects(dryrun)["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert _work_dir_volume(dryrun, "Master")["persistentVolumeClaim"] == {
+        "claimName": "digits-work-dir"}
+    assert _work_dir_volume(dryrun, "Worker") == {"name": "work-dir", "emptyDir": {}}
+    assert dryrun.warnings == []
+
+
+def test_every_trainjob_node_mounts_the_claim_so_it_must_be_read_write_many():
+    dryrun = render("TrainJob", nodes=2, trainer_args=["--auto-scale-lr"])
+    assert objects(dryrun)["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
     (warning,) = dryrun.warnings
-    assert "no --work-dir-pvc" in warning and "die with the pod" in warning
-    volumes = {v["name"]: v for v in pod_spec(dryrun)["volumes"]}
-    assert volumes["work-dir"]["emptyDir"] == {}
-    assert not render(kind, gpus=0, work_dir_pvc="w").warnings
+    assert warning.startswith("every node of a TrainJob mounts the work-dir claim, so kctl asks "
+                              "for a ReadWriteMany claim (digits-work-dir)")
+    (warning,) = render("TrainJob", nodes=2, work_dir_pvc="shared",
+                        trainer_args=["--auto-scale-lr"]).warnings
+    assert warning == ("every node of this TrainJob mounts --work-dir-pvc shared: it must be a "
+                       "ReadWriteMany claim")
+
+
+@kinds
+def test_a_claim_given_by_name_is_mounted_not_created(kind):
+    dryrun = render(kind, work_dir_pvc="shared")
+    assert "PersistentVolumeClaim" not in objects(dryrun)
+    assert _work_dir_volume(dryrun)["persistentVolumeClaim"] == {"claimName": "shared"}
+
+
+@kinds
+def test_work_dir_size_0_is_an_emptydir_that_dies_with_the_pod(kind):
+    dryrun = render(kind, gpus=0, work_dir_size="0")
+    assert "PersistentVolumeClaim" not in objects(dryrun)
+    (warning,) = dryrun.warnings
+    assert "--work-dir-size 0" in warning and "die with the pod" in warning
+    assert _work_dir_volume(dryrun) == {"name": "work-dir", "emptyDir": {}}
+
+
+@kinds
+@pytest.mark.parametrize("options, message", [
+    (dict(work_dir_pvc="shared", work_dir_size="5Gi"),
+     "--work-dir-size is for the claim kctl creates; --work-dir-pvc shared names an existing one"),
+    (dict(work_dir_pvc="shared", storage_class="fast"),
+     "--storage-class is for the claim kctl creates"),
+    (dict(work_dir_size="0", storage_class="fast"), "--work-dir-size 0 asks for none"),
+    (dict(work_dir_size="lots"), "--work-dir-size must be a Kubernetes quantity"),
+    (dict(storage_class="Fast_SSD"), "--storage-class: 'Fast_SSD' is not a DNS-1123 subdomain"),
+])
+def test_work_dir_options_that_contradict_or_are_malformed(kind, options, message):
+    with pytest.raises(UsageError, match=message):
+        render(kind, **options)
+
+
+# --- placement and access ---------------------------------------------------------------------
+
+@kinds
+def test_placement_and_access_options_reach_every_pod(kind):
+    dryrun = render(kind, nodes=2, image_pull_secret=["registry", "mirror"],
+                    node_selector=["pool=gpu", "zone=a"], toleration=["gpu:NoSchedule",
+                                                                       "team=ml:NoExecute"],
+                    service_account="trainer", env=["NCCL_DEBUG=INFO"], label=["team=ml"],
+                    annotation=["prometheus.io/scrape=true"])
+    replicas = ["Master", "Worker"] if kind == "PyTorchJob" else ["Master"]
+    for replica in replicas:
+        pod = pod_spec(dryrun, replica)
+        assert pod["imagePullSecrets"] == [{"name": "registry"}, {"name": "mirror"}]
+        assert pod["nodeSelector"] == {"pool": "gpu", "zone": "a"}
+        assert pod["tolerations"] == [
+            {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "team", "operator": "Equal", "value": "ml", "effect": "NoExecute"}]
+        assert pod["serviceAccountName"] == "trainer"
+    assert container(dryrun)["env"][-1] == {"name": "NCCL_DEBUG", "value": "INFO"}
+    assert pod_labels(dryrun)["team"] == "ml"
+    assert job_object(dryrun)["metadata"]["labels"]["team"] == "ml"
+    assert objects(dryrun)["ConfigMap"]["metadata"]["labels"]["team"] == "ml"
+
+
+@kinds
+def test_no_placement_keys_unless_asked(kind):
+    pod = pod_spec(render(kind))
+    assert not {"imagePullSecrets", "nodeSelector", "tolerations", "serviceAccountName",
+                "priorityClassName"} & set(pod)
+
+
+@kinds
+def test_the_users_env_value_wins_over_kctls(kind):
+    env = container(render(kind, gpus=0, cpu="4", env=["OMP_NUM_THREADS=2"]))["env"]
+    assert {"name": "OMP_NUM_THREADS", "value": "2"} in env
+    assert [e["name"] for e in env].count("OMP_NUM_THREADS") == 1
+
+
+@kinds
+@pytest.mark.parametrize("options, message", [
+    (dict(node_selector=["pool"]), "--node-selector must be KEY=VALUE, got 'pool'"),
+    (dict(node_selector=["pool=gpu a"]), "--node-selector pool=gpu a: label value 'gpu a'"),
+    (dict(toleration=["gpu"]), "--toleration must be KEY.=VALUE.:EFFECT"),
+    (dict(toleration=["gpu:Sometimes"]), "--toleration must be KEY.=VALUE.:EFFECT"),
+    (dict(env=["1X=2"]), "--env 1X=2: '1X' is not a valid environment variable name"),
+    (dict(env=["PET_NNODES=2"]), "--env PET_NNODES=2: PET_NNODES is set by the training "
+                                 "operator"),
+    (dict(env=["MASTER_ADDR=x"]), "MASTER_ADDR is set by the training operator"),
+    (dict(label=["app.kubernetes.io/name=x"]), "kctl sets the label app.kubernetes.io/name "
+                                               "itself"),
+    (dict(label=["bad key=x"]), "--label bad key=x: key 'bad key'"),
+    (dict(annotation=["=x"]), "--annotation must be KEY=VALUE"),
+    (dict(image_pull_secret=["Reg"]), "--image-pull-secret: 'Reg' is not a DNS-1123 subdomain"),
+    (dict(service_account="SA"), "--service-account: 'SA' is not a DNS-1123 subdomain"),
+])
+def test_malformed_placement_options_are_one_line(kind, options, message):
+    with pytest.raises(UsageError, match=message):
+        render(kind, **options)
+
+
+def test_image_pull_policy_is_a_pytorchjob_container_setting():
+    assert container(render("PyTorchJob", image_pull_policy="Always"))["imagePullPolicy"] == \
+        "Always"
+    with pytest.raises(UsageError, match="--image-pull-policy does not apply to a TrainJob: "
+                                         "runtimePatches cannot set a container's "
+                                         "imagePullPolicy"):
+        render("TrainJob", image_pull_policy="Always")
 
 
 # --- the learning-rate / batch-size warning ----------------------------------------------------

@@ -32,11 +32,16 @@ def test_one_node_is_a_master_alone_with_explicit_single_replica():
     assert replicas["Master"]["restartPolicy"] == "OnFailure"
 
 
-def test_n_nodes_are_a_master_and_n_minus_1_workers_with_the_same_pod():
+def test_n_nodes_are_a_master_and_n_minus_1_workers_with_the_same_pod_but_work_dir():
     replicas = objects(render(nodes=4, work_dir_pvc="w"))["PyTorchJob"]["spec"][
         "pytorchReplicaSpecs"]
     assert {t: r["replicas"] for t, r in replicas.items()} == {"Master": 1, "Worker": 3}
-    assert replicas["Master"]["template"] == replicas["Worker"]["template"]
+    master, worker = (replicas[t]["template"] for t in ("Master", "Worker"))
+    work_dir = {"name": "work-dir", "emptyDir": {}}  # only the Master mounts the claim
+    assert [v if v["name"] != "work-dir" else work_dir for v in master["spec"]["volumes"]] == \
+        worker["spec"]["volumes"]
+    master["spec"].pop("volumes"), worker["spec"].pop("volumes")
+    assert master == worker
 
 
 @pytest.mark.parametrize("gpus, cpu_procs, nproc", [(8, 1, "8"), (1, 1, "1"), (0, 1, "1"),

@@ -3,6 +3,8 @@ with status, logs, list and delete."""
 
 from pathlib import Path
 
+import yaml
+
 from kctl.backends import kubernetes_backends
 from kctl.k8s.jobs import not_served
 from tests.support.fake_apiserver import kctl_subprocess
@@ -78,3 +80,29 @@ def test_submit_errors_are_one_line(fake_kube, run_kctl):
         '"default" (RBAC); ask a cluster admin for a Role that allows it (check: kubectl auth '
         "can-i create pytorchjobs.kubeflow.org -n default)"]
     assert fake_kube.list("configmaps") == []
+
+
+def test_the_headline_command_works_as_typed_and_a_resubmit_reuses_its_claim(fake_kube, run_kctl):
+    args = ("train", CONFIG, "--gpus", "8", "--nodes", "2")
+    printed = run_kctl(*args, "--dry-run", "-o", "yaml")
+    assert printed.code == 0, printed.err
+    docs = list(yaml.safe_load_all(printed.out))
+    assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "ConfigMap", "PyTorchJob"]
+    replicas = docs[2]["spec"]["pytorchReplicaSpecs"]
+    mounts = {rtype: [v for v in spec["template"]["spec"]["volumes"] if v["name"] == "work-dir"]
+              for rtype, spec in replicas.items()}
+    assert mounts == {"Master": [{"name": "work-dir", "persistentVolumeClaim": {
+                          "claimName": "resnet18-1xb64-digits-work-dir"}}],
+                      "Worker": [{"name": "work-dir", "emptyDir": {}}]}
+
+    assert run_kctl(*args).code == 0
+    claim = fake_kube.get("persistentvolumeclaims", "resnet18-1xb64-digits-work-dir")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "ownerReferences" not in claim["metadata"]  # it outlives the job
+    assert fake_kube.get("configmaps", "resnet18-1xb64-digits-config")
+    assert fake_kube.get("pytorchjobs", "resnet18-1xb64-digits")
+
+    deleted = run_kctl("delete", "resnet18-1xb64-digits")
+    assert 'kept persistentvolumeclaim "resnet18-1xb64-digits-work-dir"' in deleted.out
+    assert run_kctl(*args).code == 0  # the same job again: it resumes from the same claim
+    assert fake_kube.get("persistentvolumeclaims", "resnet18-1xb64-digits-work-dir") == claim

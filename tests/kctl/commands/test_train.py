@@ -50,7 +50,8 @@ def test_json_output_is_a_v1_list_kctl_validate_and_kubectl_accept(run_kctl, tmp
     assert result.code == 0
     listing = json.loads(result.out)
     assert (listing["apiVersion"], listing["kind"]) == ("v1", "List")
-    assert [i["kind"] for i in listing["items"]] == ["ConfigMap", "PyTorchJob"]
+    assert [i["kind"] for i in listing["items"]] == ["PersistentVolumeClaim", "ConfigMap",
+                                                     "PyTorchJob"]
     yaml_out = run_kctl("train", CONFIG, "--gpus", "0", "--dry-run").out
     assert listing["items"] == list(yaml.safe_load_all(yaml_out))
     manifest = tmp_path / "job.json"
@@ -92,7 +93,9 @@ def test_the_projects_demo_config_renders(run_kctl):
     (["--gpus", "8", "--gang", "--kind", "TrainJob"], "--gang does not apply to a TrainJob"),
     (["--gpus", "8", "--data-pvc", "imagenet"], "--data-pvc must be CLAIM:MOUNT"),
     (["--gpus", "8", "--data-pvc", "imagenet:data"], "must be an absolute folder"),
-    (["--gpus", "8", "--nodes", "2"], "--nodes 2 needs --work-dir-pvc CLAIM"),
+    (["--gpus", "8", "--work-dir-size", "big"], "--work-dir-size must be a Kubernetes quantity"),
+    (["--gpus", "8", "--toleration", "gpu"], "--toleration must be KEY[=VALUE]:EFFECT"),
+    (["--gpus", "8", "--env", "PET_NNODES=3"], "PET_NNODES is set by the training operator"),
     (["--gpus", "8", "--cpu-procs", "2"], "--cpu-procs applies to CPU training (--gpus 0) only"),
     (["--gpus", "0", "--cpu-procs", "0"], "--cpu-procs must be at least 1, got 0"),
     (["--gpus", "eight"], "--gpus must be a whole number, got 'eight'"),
@@ -142,7 +145,8 @@ def test_submit_creates_the_job_and_its_config_map(run_kctl, fake_kube):
 def test_submit_with_output_prints_what_was_created(run_kctl, fake_kube):
     result = run_kctl("train", CONFIG, "--gpus", "0", "--name", "digits", "-o", "json")
     assert result.code == 0, result.err
-    assert [i["kind"] for i in json.loads(result.out)["items"]] == ["ConfigMap", "PyTorchJob"]
+    assert [i["kind"] for i in json.loads(result.out)["items"]] == [
+        "PersistentVolumeClaim", "ConfigMap", "PyTorchJob"]
     assert fake_kube.get("pytorchjobs", "digits") is not None
 
 

@@ -54,7 +54,7 @@ def test_stdin_and_files_together(run_kctl, tmp_path, monkeypatch):
 
 def test_kinds_kctl_does_not_know_are_noted_not_failed(run_kctl, tmp_path):
     manifest = tmp_path / "mixed.yaml"
-    manifest.write_text((GOLDEN / "cpu_1x0.yaml").read_text()
+    manifest.write_text((GOLDEN / "gpu_1x8.yaml").read_text()
                         + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
     result = run_kctl("validate", manifest)
     assert result.code == 0
