@@ -28,8 +28,9 @@ ORDER = 20
 EXAMPLES = f"""\
 The pods run `torchrun -m trainer {CONFIG_MOUNT}/CONFIG --launcher pytorch
 --work-dir {WORK_DIR_MOUNT}/NAME --resume [TRAINER_ARGS]`; the config and its _base_ files travel
-in a ConfigMap. With --work-dir-pvc, a job deleted (kctl delete NAME) and submitted again under
-the same NAME resumes from its last checkpoint.
+in a ConfigMap. {WORK_DIR_MOUNT} is on a claim kctl creates (NAME-work-dir, --work-dir-size) or on
+--work-dir-pvc; the claim outlives the job, so a job deleted (kctl delete NAME) and submitted
+again under the same NAME resumes from its last checkpoint.
 
 Kinds: a PyTorchJob (Kubeflow training operator v1.9) or a TrainJob (Kubeflow Trainer v2.3, against
 the ClusterTrainingRuntime torch-distributed unless --runtime says otherwise). Without --kind,
@@ -53,9 +54,9 @@ Examples:
   kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 8 --nodes 2 \\
       --work-dir-pvc shared --kind TrainJob --dry-run
 
-  # CPU training (gloo), 2 processes in one pod, then follow it
-  kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 0 --cpu-procs 2 --cpu 2 --memory 4Gi
-  kctl logs resnet18-1xb64-digits -f
+  # CPU training (gloo), 2 processes in one pod, following its logs to the end (exit status:
+  # the job's outcome)
+  kctl train configs/resnet/resnet18_1xb64_digits.py --gpus 0 --cpu-procs 2 --cpu 2 --memory 4Gi -f
 
   # Through a Kueue queue, gang-scheduled, with a dataset claim, passing trainer arguments
   kctl train CONFIG --gpus 8 --nodes 4 --work-dir-pvc shared --data-pvc imagenet:/data \\
@@ -78,6 +79,9 @@ def add_arguments(parser) -> None:
                         help="print the manifest, do not validate or create it")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),
                         help="print the manifest as yaml or json (a v1 List)")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="after submitting, stream the logs like kctl logs -f and exit with "
+                             "the job's outcome (0 succeeded, 1 failed)")
     parser.add_passthrough("trainer_args", "TRAINER_ARGS",
                            "arguments for python -m trainer, e.g. --amp --cfg-options k=v")
 
@@ -159,9 +163,22 @@ def run(args) -> int:
             _, dryrun = render(args, backend)
             _warn(dryrun)
         name = backend.submit(dryrun, cluster)
-    if args.output is None:
-        sys.stdout.write(f"{backend.kind.lower()}.{backend.group}/{name} created\n")
-        sys.stderr.write(next_steps(name, args.namespace, args.context))
-    else:
-        sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
-    return 0
+        if args.output is None:
+            sys.stdout.write(f"{backend.kind.lower()}.{backend.group}/{name} created\n")
+            if not args.follow:
+                sys.stderr.write(next_steps(name, args.namespace, args.context))
+        else:
+            sys.stdout.write(as_json(dryrun.request) if args.output == "json" else dryrun.text)
+        sys.stdout.flush()
+        return follow(cluster, backend, name) if args.follow else 0
+
+
+def follow(cluster, backend: KubernetesBackend, name: str) -> int:
+    """``--follow``: every replica's log until the job ends; 0 if it succeeded, else 1."""
+    from kctl.k8s.wait import HOLDS, wait_for
+
+    job = backend.get(cluster, name, cluster.namespace)
+    backend.logs(cluster, job, backend.replicas(job), follow=True)
+    code, line = wait_for(cluster, backend, job, "succeeded", timeout=None)
+    sys.stderr.write(f"kctl: {line}\n" if code == HOLDS else f"kctl: error: {line}\n")
+    return code

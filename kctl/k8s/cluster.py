@@ -3,7 +3,13 @@
 Configuration comes from the kubeconfig files named by ``KUBECONFIG`` (``:``-separated, merged),
 else ``~/.kube/config``, using ``--context`` or the current context. With no kubeconfig at all and
 ``KUBERNETES_SERVICE_HOST`` set (kctl running in a pod), the pod's service account is used.
-Requests have short timeouts and are not retried, so an unreachable cluster fails in seconds.
+
+Requests have short timeouts. Reads (GET: get, list, watch, logs) that meet a busy or failing API
+server are retried by urllib3's own machinery (:func:`read_retries`): on 429 and 5xx answers
+(waiting what ``Retry-After`` asks, else backing off) and on connections dropped after they were
+made. Connecting is not retried, so an unreachable cluster still fails in seconds, and writes
+(create, delete) are not retried, so a submit that fails part-way is taken back whole
+(:func:`kctl.k8s.apply.create`) instead of being repeated in part.
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ FOLLOW_READ_TIMEOUT = 600.0
 
 #: Connections kept open to the API server at most (see :func:`connect`).
 MAX_CONNECTIONS = 256
+
+#: Answers after which a read is tried again (too many requests, server-side failures).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+#: How often a read is tried again, and the first back-off in seconds (then 2x, 4x, ... up to
+#: :data:`RETRY_BACKOFF_MAX`) where the server does not say how long to wait.
+READ_RETRIES = 5
+RETRY_BACKOFF = 0.5
+RETRY_BACKOFF_MAX = 8.0
 
 #: Where a pod's service account keeps its namespace (in-cluster configuration).
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -138,14 +153,25 @@ def connect(context: str | None = None, namespace: str | None = None,
     else:
         raise UsageError(f"no Kubernetes configuration: {looked} not found and not running in a "
                          "cluster; set KUBECONFIG or create ~/.kube/config")
-    # Fail fast: urllib3 would otherwise retry refused connections and timeouts three times.
-    configuration.retries = 0
+    configuration.retries = read_retries()
     # ``kctl logs -f`` holds a connection per replica. The pool only keeps as many connections as
     # were in use at once, so a high cap costs nothing and avoids urllib3's "pool is full".
     configuration.connection_pool_maxsize = max(MAX_CONNECTIONS,
                                                 configuration.connection_pool_maxsize or 0)
     return Cluster(client.ApiClient(configuration), namespace=namespace or default_ns,
                    server=configuration.host, context=context_name, timeout=timeout)
+
+
+def read_retries():
+    """urllib3's retry policy for every request (see the module docstring): reads only, on
+    :data:`RETRY_STATUSES` and dropped connections; never on connecting or for writes. When the
+    retries run out, the last answer is reported as it came."""
+    from urllib3.util.retry import Retry
+
+    return Retry(total=READ_RETRIES, connect=0, read=2, status=READ_RETRIES, other=0,
+                 allowed_methods=frozenset({"GET", "HEAD"}), status_forcelist=RETRY_STATUSES,
+                 backoff_factor=RETRY_BACKOFF, backoff_max=RETRY_BACKOFF_MAX,
+                 respect_retry_after_header=True, raise_on_status=False)
 
 
 def _pick_context(path: str, wanted: str | None, looked: str) -> tuple[str, str]:

@@ -3,11 +3,12 @@ with status, logs, list and delete."""
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from kctl.backends import kubernetes_backends
 from kctl.k8s.jobs import not_served
-from tests.support.fake_apiserver import kctl_subprocess
+from tests.support.fake_apiserver import KctlProcess, kctl_subprocess
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs/resnet/resnet18_1xb64_digits.py"
 
@@ -106,3 +107,26 @@ def test_the_headline_command_works_as_typed_and_a_resubmit_reuses_its_claim(fak
     assert 'kept persistentvolumeclaim "resnet18-1xb64-digits-work-dir"' in deleted.out
     assert run_kctl(*args).code == 0  # the same job again: it resumes from the same claim
     assert fake_kube.get("persistentvolumeclaims", "resnet18-1xb64-digits-work-dir") == claim
+
+
+@pytest.mark.parametrize("outcome, code", [("Succeeded", 0), ("Failed", 1)])
+def test_train_follow_streams_the_logs_and_exits_with_the_jobs_outcome(fake_kube, outcome, code):
+    follow = KctlProcess("train", CONFIG, "--gpus", "0", "--name", "digits", "-f")
+    try:
+        follow.wait_for_line("pytorchjob.kubeflow.org/digits created")
+        fake_kube.set_conditions("digits", [("Created", "True"), ("Running", "True")])
+        fake_kube.add_pod("digits", "master-0", logs="trainer: epoch 1")
+        follow.wait_for_line("[master-0] trainer: epoch 1")
+        fake_kube.append_log("digits-master-0", "trainer: epoch 2")
+        follow.wait_for_line("[master-0] trainer: epoch 2")
+        fake_kube.set_conditions("digits", [("Created", "True"), ("Running", "False"),
+                                            (outcome, "True")])
+        fake_kube.finish_pod("digits-master-0", phase=outcome, exit_code=code)
+        result = follow.wait()
+    finally:
+        follow.kill()
+    assert result.code == code
+    assert result.err.splitlines()[-1].startswith(
+        f"kctl: PyTorchJob digits {outcome}" if code == 0
+        else f"kctl: error: PyTorchJob digits ended {outcome}")
+    assert "Watch it:" not in result.err  # it is being watched
