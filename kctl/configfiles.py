@@ -9,6 +9,7 @@ syntax tree; nothing in the config is executed.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,19 @@ UNKNOWN = _Unknown()
 
 
 def _parse(path: Path) -> ast.Module:
+    """The file's syntax tree; parsed once per version of the file (a command reads each file
+    for its ``_base_`` files and again for its values)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read config {path}: {err.strerror}") from None
+    return _parse_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_version(path: Path, mtime_ns: int, size: int) -> ast.Module:
     try:
         source = path.read_text(encoding="utf-8")
     except FileNotFoundError:
