@@ -53,6 +53,8 @@ POD_LOGS = Resource("pods/log", "", "Pod")
 EVENTS = Resource("events", "", "Event")
 CONFIGMAPS = Resource("configmaps", "", "ConfigMap")
 PVCS = Resource("persistentvolumeclaims", "", "PersistentVolumeClaim")
+SECRETS = Resource("secrets", "", "Secret")
+STORAGE_CLASSES = Resource("storageclasses", "storage.k8s.io", "StorageClass")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser, all_namespaces: bool = False) -> None:

@@ -11,8 +11,11 @@ Order and ownership (``kctl train`` without ``--dry-run`` calls :func:`create`):
    so Kubernetes' garbage collector deletes it with the job. The operator may start pods a
    moment before their ConfigMap exists; the kubelet retries the mount until it does.
 
-Nothing is left half-written: if a step fails, what this call created is deleted again
-(the job with its dependents, and claims that did not exist before).
+Before anything is created, what the objects name but do not create is looked up (:func:`check_references`):
+the StorageClass of a claim kctl creates and the pods' image pull Secrets. A missing one is an
+error; one the user may not read is left for the cluster to judge. Nothing is left half-written:
+if a step fails, what this call created is deleted again (the job with its dependents, and claims
+that did not exist before).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import copy
 
 from kctl.errors import KctlError
-from kctl.k8s import CONFIGMAPS, PVCS
+from kctl.k8s import CONFIGMAPS, PVCS, SECRETS, STORAGE_CLASSES
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.errors import ApiError, Op
 from kctl.k8s.jobs import delete_job
@@ -51,6 +54,7 @@ def create(cluster: Cluster, kind, objects: list[dict], namespace: str | None = 
     """
     job, kept, owned = _sort(kind.kind, objects)
     ns = namespace or cluster.namespace
+    check_references(cluster, kind, objects, ns)
     new_claims = []
     try:
         for obj in kept:
@@ -75,6 +79,32 @@ def create(cluster: Cluster, kind, objects: list[dict], namespace: str | None = 
         _remove_claims(cluster, new_claims, ns)
         raise
     return created["metadata"]["name"]
+
+
+def check_references(cluster: Cluster, kind, objects: list[dict], namespace: str) -> None:
+    """Refuse objects that name a StorageClass or an image pull Secret the cluster does not have
+    (one line; nothing is created). A lookup RBAC forbids is skipped: the cluster will tell."""
+    wanted = [(STORAGE_CLASSES, None, o["spec"]["storageClassName"], "--storage-class")
+              for o in objects if o.get("kind") == "PersistentVolumeClaim"
+              and (o.get("spec") or {}).get("storageClassName")]
+    job = next(o for o in objects if o.get("kind") == kind.kind)
+    secrets = {s["name"] for spec in kind.pod_specs(job) for s in spec.get("imagePullSecrets") or []}
+    wanted += [(SECRETS, namespace, name, "--image-pull-secret") for name in sorted(secrets)]
+    for resource, ns, name, flag in wanted:
+        read = (cluster.storage.read_storage_class if resource is STORAGE_CLASSES
+                else cluster.core.read_namespaced_secret)
+        args = (name,) if ns is None else (name, ns)
+        try:
+            found = cluster.call(read, *args, op=Op("get", resource, ns, name), missing_ok=True)
+        except ApiError as err:
+            if err.status == 403:
+                continue
+            raise
+        if found is None:
+            where = f' in namespace "{ns}"' if ns else ""
+            listing = (f"kubectl get {resource.plural}" + (f" -n {ns}" if ns else ""))
+            raise KctlError(f'{resource.kind} "{name}" ({flag}) does not exist{where} (see: '
+                            f"{listing}); nothing was created")
 
 
 def _sort(job_kind: str, objects: list[dict]) -> tuple[dict, list[dict], list[dict]]:

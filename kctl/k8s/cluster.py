@@ -64,6 +64,7 @@ class Cluster:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.storage = client.StorageV1Api(api_client)
         self.namespace = namespace
         self.server = server
         self.context = context
