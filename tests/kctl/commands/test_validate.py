@@ -60,7 +60,7 @@ def test_kinds_kctl_does_not_know_are_noted_not_failed(run_kctl, tmp_path):
     assert result.code == 0
     assert result.out == "OK: 3 objects in 1 file, 1 not checked\n"
     assert result.err == (f"{manifest}: Service/web: not checked (kctl knows PyTorchJob, "
-                          "ConfigMap, PersistentVolumeClaim)\n")
+                          "TrainJob, ConfigMap, PersistentVolumeClaim)\n")
 
 
 @pytest.mark.parametrize("text, line", [

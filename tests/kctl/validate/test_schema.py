@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from kctl.validate.schema import close, crd_schema, pytorchjob_schema, schema_problems
+from kctl.validate.schema import close, crd_schema, job_schema, schema_problems
 
 CRD_SHA256 = "eb80e57a984cdc7ceefaaf3fc561e21b673c30cbb58589f2389528d2b2760d22"
 
@@ -38,8 +38,8 @@ def test_close_adds_additional_properties_false_only_where_fields_are_listed():
 
 def test_the_published_schema_stays_open_and_ours_is_closed():
     assert "additionalProperties" not in crd_schema()["properties"]["spec"]
-    assert pytorchjob_schema()["properties"]["spec"]["additionalProperties"] is False
-    assert pytorchjob_schema()["properties"]["metadata"]["additionalProperties"] is False
+    assert job_schema("PyTorchJob")["properties"]["spec"]["additionalProperties"] is False
+    assert job_schema("PyTorchJob")["properties"]["metadata"]["additionalProperties"] is False
 
 
 def test_a_valid_job_has_no_schema_problem(job):
