@@ -730,7 +730,9 @@ class FakeKubeAPIServer:
             "metadata": {"name": child, "namespace": namespace, "labels": labels,
                          "ownerReferences": [_owner(jobset)]},
             "spec": {"completions": nodes, "parallelism": nodes, "completionMode": "Indexed",
-                     "backoffLimit": 6}})
+                     "backoffLimit": 6, "template": {"metadata": {"labels": labels}, "spec": {
+                         "restartPolicy": "OnFailure",
+                         "containers": [{"name": "node", "image": "registry.example.com/t:1"}]}}}})
 
     def _container_status(self, name, phase, restarts, logs, previous_logs, waiting, exit_code,
                           last_exit) -> dict:
@@ -921,7 +923,9 @@ class FakeKubeAPIServer:
         if path == "/version":
             major, minor = self.version.lstrip("v").split(".")[:2]
             return 200, {"major": major, "minor": minor, "gitVersion": self.version,
-                         "platform": "linux/amd64"}
+                         "gitCommit": "0" * 40, "gitTreeState": "clean",
+                         "buildDate": "2024-01-01T00:00:00Z", "goVersion": "go1.22.0",
+                         "compiler": "gc", "platform": "linux/amd64"}
         if path == "/api":
             return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": self.url[len("http://"):]}]}
