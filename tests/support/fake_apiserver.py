@@ -877,6 +877,8 @@ class FakeKubeAPIServer:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         req.record = record = Request(method, url.path, query)
         self.requests.append(record)
+        length = int(req.headers.get("Content-Length") or 0)
+        raw = req.rfile.read(length) if length else b""  # read even when a fault answers
         fault = self._take_fault(method, req.path)
         if fault is not None:
             record.injected = True
@@ -894,8 +896,7 @@ class FakeKubeAPIServer:
         try:
             if req.headers.get("Authorization") != f"Bearer {self.token}":
                 raise _ApiError(401, "Unauthorized", "Unauthorized")
-            length = int(req.headers.get("Content-Length") or 0)
-            body = json.loads(req.rfile.read(length) or b"null") if length else None
+            body = json.loads(raw) if raw else None
             path = url.path.rstrip("/") or "/"  # /apis/ is /apis
             reply = self._discovery(method, path)
             if reply is None:
