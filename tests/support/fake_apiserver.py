@@ -20,6 +20,10 @@ the subset of the Kubernetes REST API that kctl's cluster commands use, so that 
   :attr:`namespaces` and :meth:`add_namespace`); lists across namespaces
   (``/apis/kubeflow.org/v1/pytorchjobs``, ``/api/v1/pods``, ...), with ``labelSelector``
   (``=``, ``==``, ``!=``, ``in``, ``notin``, existence) and ``fieldSelector`` (equality);
+- watches (``?watch=true``, with ``resourceVersion``, ``timeoutSeconds`` and the selectors):
+  ``ADDED`` for what exists when no ``resourceVersion`` is given, then every change (a helper
+  that changes an object's status, e.g. :meth:`set_trainjob_status`, is a ``MODIFIED``) as JSON
+  lines;
 - ``SelfSubjectAccessReview`` (POST ``/apis/authorization.k8s.io/v1/selfsubjectaccessreviews``),
   answered from :meth:`forbid`;
 - pod logs (``/api/v1/namespaces/{ns}/pods/{name}/log``) with ``container``, ``follow``,
@@ -34,7 +38,7 @@ the subset of the Kubernetes REST API that kctl's cluster commands use, so that 
 - faults on demand (:meth:`inject`): the next requests matching a method and path answer 429
   with ``Retry-After``, 500 or 503, or have their connection reset before anything is done
   (``"reset"``) or after the request took effect, mid-answer (``"reset-mid"``: a followed log
-  sends what it has, then the connection is reset).
+  sends what it has, a watch what existed, then the connection is reset).
 
 Created objects are checked with :mod:`kctl.validate` and refused as a cluster would:
 PyTorchJobs, ConfigMaps and claims with 422 for everything kctl checks (the training operator's
@@ -387,6 +391,9 @@ class FakeKubeAPIServer:
         self._logs: dict[str, _Log] = {}  # container ID -> log
         self._lock = threading.RLock()
         self._version = itertools.count(1)
+        #: Every change, for watches: (resourceVersion, ADDED|MODIFIED|DELETED, plural, copy).
+        self._changes: list[tuple[int, str, str, dict]] = []
+        self._changed = threading.Condition(self._lock)
         self._random = random.Random(0)
         self._stopping = False
         self._httpd: ThreadingHTTPServer | None = None
@@ -493,7 +500,9 @@ class FakeKubeAPIServer:
         status = _conditions(conditions, lambda kind, state: (
             f"PyTorchJob{kind}", f"PyTorchJob {job} is {kind.lower()}."), update_time=True)
         with self._lock:
-            self._objects["pytorchjobs"][(namespace, job)]["status"] = {"conditions": status}
+            obj = self._objects["pytorchjobs"][(namespace, job)]
+            obj["status"] = {"conditions": status}
+            self._modified("pytorchjobs", obj)
 
     def add_trainjob(self, name: str, namespace: str = "default", conditions=(),
                      jobs_status: dict | None = None, created: datetime | None = None,
@@ -528,7 +537,7 @@ class FakeKubeAPIServer:
         with self._lock:
             job = self._objects["trainjobs"][(namespace, name)]
             job["status"] = status
-            job["metadata"]["resourceVersion"] = str(next(self._version))
+            self._modified("trainjobs", job)
             return job
 
     def add_runtime(self, name: str = "torch-distributed", kind: str = "ClusterTrainingRuntime",
@@ -800,6 +809,7 @@ class FakeKubeAPIServer:
             status["restartCount"] += 1
             status["state"] = {"running": {"startedAt": rfc3339(),
                                            "containerID": self._new_container(logs)}}
+            self._modified("pods", obj)
 
     def replace_pod(self, job: str, replica: str, namespace: str = "default", **pod) -> dict:
         """The operator re-creates a replica's pod (``master-0``, ``node-1``: as
@@ -831,6 +841,7 @@ class FakeKubeAPIServer:
                 "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
                 "containerID": container_id, "finishedAt": rfc3339()}}
             self._logs[container_id].close()
+            self._modified("pods", obj)
 
     def _current_id(self, pod: str, namespace: str) -> str:
         state = self.get("pods", pod, namespace)["status"]["containerStatuses"][0]["state"]
@@ -849,12 +860,29 @@ class FakeKubeAPIServer:
             self.served.update(crd for crd, groups in CRDS.items() if GROUPS[plural] in groups)
             meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._version)),
                         creationTimestamp=rfc3339(created), generation=1)
-            self._objects[plural][(meta.get("namespace", ""), meta["name"])] = obj
+            key = (meta.get("namespace", ""), meta["name"])
+            change = "MODIFIED" if key in self._objects[plural] else "ADDED"
+            self._objects[plural][key] = obj
+            self._record(change, plural, obj)
         return obj
+
+    def _modified(self, plural: str, obj: dict) -> None:
+        """``obj`` (stored) changed in place: a new resourceVersion, and watchers hear of it."""
+        with self._lock:
+            obj["metadata"]["resourceVersion"] = str(next(self._version))
+            self._record("MODIFIED", plural, obj)
+
+    def _record(self, change: str, plural: str, obj: dict) -> None:
+        with self._lock:
+            self._changes.append((int(obj["metadata"]["resourceVersion"]), change, plural,
+                                  json.loads(json.dumps(obj))))
+            self._changed.notify_all()
 
     def _delete(self, plural: str, namespace: str, name: str, propagation: str) -> dict:
         with self._lock:
             obj = self._objects[plural].pop((_scope(plural, namespace), name))
+            obj["metadata"]["resourceVersion"] = str(next(self._version))
+            self._record("DELETED", plural, obj)
             if plural == "pods":
                 for status in obj.get("status", {}).get("containerStatuses", []):
                     for state in (status.get("state", {}), status.get("lastState", {})):
@@ -983,6 +1011,9 @@ class FakeKubeAPIServer:
             return 200, self._existing(group, plural, ns, name)
         if verb == "list":
             return 200, self._list(group, version, kind, plural, ns, query)
+        if verb == "watch":
+            self._watch(req, plural, ns, query)
+            return None
         if verb == "create" and (ns or cluster) and not name:
             return 201, self._create(group, version, kind, plural, ns or "", body)
         if verb == "delete" and (ns or cluster):
@@ -1044,14 +1075,41 @@ class FakeKubeAPIServer:
         return obj
 
     def _list(self, group, version, kind, plural, ns, query) -> dict:
-        labels = _selector(query.get("labelSelector", ""))
-        fields = _selector(query.get("fieldSelector", ""))
-        items = [o for o in self.list(plural, ns)
-                 if all(_matches((o["metadata"].get("labels") or {}).get(k), op, v)
-                        for k, op, v in labels)
-                 and all(_matches(_field(o, k), op, v) for k, op, v in fields)]
+        selected = _selected(query)
+        items = [o for o in self.list(plural, ns) if selected(o)]
         return {"apiVersion": f"{group}/{version}" if group else version, "kind": f"{kind}List",
                 "metadata": {"resourceVersion": str(next(self._version))}, "items": items}
+
+    def _watch(self, req, plural: str, ns: str | None, query: dict) -> None:
+        """A watch: ``ADDED`` for what exists (without ``resourceVersion``, or with ``0``), then
+        every change after it, as JSON lines, until ``timeoutSeconds`` or the server stops."""
+        selected = _selected(query)
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        since = int(query.get("resourceVersion") or 0)
+        with self._lock:
+            start = next(self._version) if since == 0 else since
+            backlog = [("ADDED", o) for o in self.list(plural, ns) if selected(o)] \
+                if since == 0 else []
+            position = next((i for i, c in enumerate(self._changes) if c[0] > start),
+                            len(self._changes))
+
+        def wanted(change) -> bool:
+            rv, _, kind, obj = change
+            return (rv > start and kind == plural and selected(obj)
+                    and (ns is None or obj["metadata"].get("namespace") == ns))
+
+        def events(sent: int):
+            """The next events after change number ``sent``: (events, new position, done)."""
+            with self._lock:
+                while sent == len(self._changes) and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return [], sent, True
+                    self._changed.wait(min(left, 0.2))
+                new = [(c[1], c[3]) for c in self._changes[sent:] if wanted(c)]
+                return new, len(self._changes), self._stopping or time.monotonic() > deadline
+
+        req.send_events(backlog, events, position)
 
     def _create(self, group, version, kind, plural, ns, body) -> dict:
         from kctl.validate.manifest import validate_object
@@ -1281,7 +1339,7 @@ class _Handler(BaseHTTPRequestHandler):
                     done = log.closed or log.drops != drops or stopping()
                 data = render(new).encode()
                 if data:
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.write(_chunk(data))
                     self.wfile.flush()
                 if self.cut:
                     self.reset()  # mid-stream: what the log had so far, then no final chunk
@@ -1291,6 +1349,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def send_events(self, backlog: list, events, position: int) -> None:
+        """A watch stream: the ``backlog`` events, then what ``events(position)`` yields, one
+        JSON line each, chunked; an injected "reset-mid" cuts it after the backlog."""
+        self.record.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            batch, done = backlog, False
+            while True:
+                data = "".join(json.dumps({"type": kind, "object": obj}) + "\n"
+                               for kind, obj in batch).encode()
+                if data:
+                    self.wfile.write(_chunk(data))
+                    self.wfile.flush()
+                if self.cut:
+                    self.reset()
+                    return
+                if done:
+                    break
+                batch, position, done = events(position)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def _scope(plural: str, namespace: str | None) -> str:
@@ -1345,6 +1433,15 @@ def _defaulted(obj: dict) -> dict:
                 if key not in value and "default" in child:
                     value[key] = copy.deepcopy(child["default"])
     return obj
+
+
+def _selected(query: dict):
+    """A test: does an object match the query's ``labelSelector`` and ``fieldSelector``?"""
+    labels = _selector(query.get("labelSelector", ""))
+    fields = _selector(query.get("fieldSelector", ""))
+    return lambda obj: (all(_matches((obj["metadata"].get("labels") or {}).get(k), op, v)
+                            for k, op, v in labels)
+                        and all(_matches(_field(obj, k), op, v) for k, op, v in fields))
 
 
 def _selector(text: str) -> list[tuple[str, str, object]]:

@@ -1,14 +1,16 @@
 """Fault injection in the fake API server, seen by the real ``kubernetes`` client: with and
-without urllib3's retry machinery, and in the record of what was answered."""
+without urllib3's retry machinery, and in the record of what was answered; watches, whole and
+cut."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 CONFIG_MAPS = "/api/v1/namespaces/default/configmaps"
 
@@ -141,3 +143,51 @@ def test_every_answer_is_recorded(fake_kube, tmp_path):
     core.create_namespaced_config_map("default", _config_map("x"))
     assert [(r.method, r.path, r.status, r.injected) for r in fake_kube.requests] == [
         ("GET", f"{CONFIG_MAPS}/missing", 404, False), ("POST", CONFIG_MAPS, 201, False)]
+
+
+def test_a_watch_streams_changes_and_can_be_cut(fake_kube, tmp_path):
+    fake_kube.add_runtime()
+    fake_kube.add_trainjob("llm")
+    custom = client.CustomObjectsApi(_api(fake_kube, tmp_path))
+    args = ("trainer.kubeflow.org", "v1alpha1", "default", "trainjobs")
+    listed = custom.list_namespaced_custom_object(*args)
+    version = listed["metadata"]["resourceVersion"]
+
+    def controller():
+        time.sleep(0.3)
+        fake_kube.set_trainjob_status("llm", [("Complete", "True")])
+
+    threading.Thread(target=controller, daemon=True).start()
+    seen = []
+    for event in watch.Watch().stream(custom.list_namespaced_custom_object, *args,
+                                      resource_version=version, timeout_seconds=5):
+        seen.append((event["type"], [c["type"] for c in
+                                     event["object"].get("status", {}).get("conditions", [])]))
+        if seen[-1][1] == ["Complete"]:
+            break
+    assert seen == [("MODIFIED", ["Complete"])]
+
+    fake_kube.inject("reset-mid", path=r"/trainjobs\?.*watch=true")
+    stream = custom.list_namespaced_custom_object(*args, watch=True, _preload_content=False)
+    lines = []
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        for line in stream.stream(1024):
+            lines.append(line)
+    (added,) = [json.loads(line) for line in b"".join(lines).splitlines()]
+    assert (added["type"], added["object"]["metadata"]["name"]) == ("ADDED", "llm")
+    assert [r.status for r in fake_kube.requests if r.query.get("watch") == "true"][-1] == "reset"
+
+
+def test_a_watch_replays_changes_after_its_resource_version_and_ends_on_time(fake_kube, tmp_path):
+    core = client.CoreV1Api(_api(fake_kube, tmp_path))
+    version = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", _config_map("a"))
+    fake_kube.add_job("llm")  # another resource: not in this watch
+    core.delete_namespaced_config_map("a", "default")
+    stream = core.list_namespaced_config_map("default", watch=True, resource_version=version,
+                                             timeout_seconds=1, _preload_content=False)
+    started = time.monotonic()
+    events = [json.loads(line) for line in stream.data.splitlines()]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "a"), ("DELETED", "a")]
+    assert 0.9 <= time.monotonic() - started < 5
