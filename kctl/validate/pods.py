@@ -1,7 +1,7 @@
 """Pod rules the API server applies only when the operator creates the pods.
 
-A PyTorchJob whose pod template breaks them is accepted, then every pod creation fails and the
-job hangs; kctl reports them up front. Checked (from Kubernetes' ``ValidatePodSpec``): volume
+A PyTorchJob whose pod template (or a TrainJob whose runtime patch) breaks them is accepted, then
+every pod creation fails and the job hangs; kctl reports them up front. Checked (from Kubernetes' ``ValidatePodSpec``): volume
 names are DNS-1123 labels, every ``volumeMount`` names a volume of the pod, a configMap volume's
 ``items`` paths are relative and stay inside the volume, and named ports are valid
 IANA service names, unique in the pod.

@@ -49,7 +49,7 @@ def object_meta_schema() -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def crd_schema(kind: str = "PyTorchJob") -> dict:
+def crd_schema(kind: str) -> dict:
     """The vendored CRD's ``openAPIV3Schema`` for ``kind`` (a key of :data:`CRDS`), as
     published (not closed)."""
     name, wanted = CRDS[kind]
