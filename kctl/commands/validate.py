@@ -1,6 +1,7 @@
 """``kctl validate FILE...``: check manifests the way the cluster would, without one.
 
 PyTorchJobs against the training operator v1.9's CRD schema (closed to unknown fields) and its
+webhook rules, TrainJobs against Kubeflow Trainer v2.3.0's CRD schema, its CEL rules and its
 webhook rules, ConfigMaps and PersistentVolumeClaims against kctl's own schemas; see
 :mod:`kctl.validate`. Each problem is one line ``FILE: Kind/name: path: message``.
 """
@@ -15,7 +16,7 @@ from kctl.validate.manifest import (KINDS, ManifestError, describe, is_known, lo
                                     validate_object)
 
 NAME = "validate"
-HELP = "Check manifests (PyTorchJob, ConfigMap, PVC) as the cluster and training operator would"
+HELP = "Check manifests (PyTorchJob, TrainJob, ConfigMap, PVC) as a cluster and its operators would"
 ORDER = 30
 EXAMPLES = """\
 Exit status: 0 when every object is valid, 1 when a problem was found, 2 on bad usage.

@@ -12,33 +12,21 @@ from __future__ import annotations
 import json
 
 from kctl.validate.problems import Problem, join
+from kctl.validate.schema import along
 
 
 def list_problems(schema: dict, instance, path: str = "") -> list[Problem]:
     """Duplicates in ``instance``'s map- and set-type lists, found through ``schema``."""
     problems: list[Problem] = []
-    _walk(schema, instance, path, problems)
-    return problems
-
-
-def _walk(schema: dict, instance, path: str, problems: list[Problem]) -> None:
-    if not isinstance(schema, dict):
-        return
-    if isinstance(instance, dict):
-        properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        for key, value in instance.items():
-            child = properties.get(key, extra if isinstance(extra, dict) else None)
-            if child is not None:
-                _walk(child, value, join(path, key), problems)
-    elif isinstance(instance, list):
-        list_type = schema.get("x-kubernetes-list-type")
+    for node, value, where in along(schema, instance, path):
+        if not isinstance(value, list):
+            continue
+        list_type = node.get("x-kubernetes-list-type")
         if list_type == "map":
-            _duplicates(schema, instance, path, problems)
+            _duplicates(node, value, where, problems)
         elif list_type == "set":
-            _set_duplicates(instance, path, problems)
-        for index, item in enumerate(instance):
-            _walk(schema.get("items", {}), item, join(path, index), problems)
+            _set_duplicates(value, where, problems)
+    return problems
 
 
 def _duplicates(schema: dict, items: list, path: str, problems: list[Problem]) -> None:

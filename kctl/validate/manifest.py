@@ -1,8 +1,9 @@
 """Validate the objects of any manifest: the entry points of :mod:`kctl.validate`.
 
-Kinds kctl knows: ``PyTorchJob`` (``kubeflow.org/v1``), ``ConfigMap`` and
-``PersistentVolumeClaim`` (``v1``). Other kinds are reported as not checked, not as wrong. A
-``List`` (what ``kubectl get -o json`` and ``kctl train -o json`` print) is checked item by item.
+Kinds kctl knows: ``PyTorchJob`` (``kubeflow.org/v1``), ``TrainJob``
+(``trainer.kubeflow.org/v1alpha1``), ``ConfigMap`` and ``PersistentVolumeClaim`` (``v1``). Other
+kinds are reported as not checked, not as wrong. A ``List`` (what ``kubectl get -o json`` and
+``kctl train -o json`` print) is checked item by item.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from kctl.validate.listmaps import list_problems
 from kctl.validate.metadata import metadata_problems
 from kctl.validate.pods import pod_problems
 from kctl.validate.problems import Problem, join, join_all
-from kctl.validate.schema import pytorchjob_schema, schema_problems
+from kctl.validate.schema import job_schema, schema_problems
+from kctl.validate.trainjob import trainjob_problems
 from kctl.validate.webhook import pytorchjob_problems
 
 
@@ -26,7 +28,7 @@ class ManifestError(KctlError):
 def _pytorchjob(obj: dict) -> list[Problem]:
     problems = schema_problems("PyTorchJob", obj)
     problems += pytorchjob_problems(obj)
-    problems += list_problems(pytorchjob_schema(), obj)
+    problems += list_problems(job_schema("PyTorchJob"), obj)
     spec = obj.get("spec")
     replicas = spec.get("pytorchReplicaSpecs") if isinstance(spec, dict) else None
     for replica_type, replica in (replicas.items() if isinstance(replicas, dict) else ()):
@@ -39,9 +41,10 @@ def _pytorchjob(obj: dict) -> list[Problem]:
     return problems
 
 
-#: kind -> (apiVersion, checks, rule for metadata.name).
+#: kind -> (apiVersion, checks, rule for metadata.name; None where the checks cover metadata).
 KINDS = {
     "PyTorchJob": ("kubeflow.org/v1", _pytorchjob, "dns1035"),
+    "TrainJob": ("trainer.kubeflow.org/v1alpha1", trainjob_problems, None),
     "ConfigMap": ("v1", config_map_problems, "dns1123-subdomain"),
     "PersistentVolumeClaim": ("v1", pvc_problems, "dns1123-subdomain"),
 }
@@ -79,7 +82,8 @@ def validate_object(obj) -> list[Problem]:
         return problems + [Problem("apiVersion", f"must be {expected} for a {kind}, "
                                                  f"got {api_version!r}")]
     problems += check(obj)
-    problems += metadata_problems(obj.get("metadata"), name_rule)
+    if name_rule:
+        problems += metadata_problems(obj.get("metadata"), name_rule)
     return sorted(set(problems))
 
 

@@ -1,7 +1,7 @@
 """Pod rules the API server applies only when the operator creates the pods.
 
-A PyTorchJob whose pod template breaks them is accepted, then every pod creation fails and the
-job hangs; kctl reports them up front. Checked (from Kubernetes' ``ValidatePodSpec``): volume
+A PyTorchJob whose pod template (or a TrainJob whose runtime patch) breaks them is accepted, then
+every pod creation fails and the job hangs; kctl reports them up front. Checked (from Kubernetes' ``ValidatePodSpec``): volume
 names are DNS-1123 labels, every ``volumeMount`` names a volume of the pod, a configMap volume's
 ``items`` paths are relative and stay inside the volume, and named ports are valid
 IANA service names, unique in the pod.
@@ -18,18 +18,27 @@ from kctl.validate.problems import Problem, join, join_all
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
-def pod_problems(pod, path: str) -> list[Problem]:
-    """Findings in one pod spec (``path`` is where it is); wrong types are the schema's."""
+def pod_problems(pod, path: str, elsewhere: frozenset[str] | None = frozenset()) -> list[Problem]:
+    """Findings in one pod spec; wrong types are the schema's.
+
+    Args:
+        pod: The pod spec (or a patch of one).
+        path: Where it is, for messages.
+        elsewhere: Names of volumes the pod gets from somewhere else (a TrainJob's runtime or
+            its other patches); ``None`` when that is not known, which turns off the check that
+            every ``volumeMount`` names a volume.
+    """
     if not isinstance(pod, dict):
         return []
     problems = []
     volumes = pod.get("volumes") if isinstance(pod.get("volumes"), list) else []
-    names = set()
+    names = set(elsewhere) if elsewhere is not None else None
     for index, volume in enumerate(volumes):
         if not isinstance(volume, dict) or not isinstance(volume.get("name"), str):
             continue
         where = join(join(path, "volumes"), index)
-        names.add(volume["name"])
+        if names is not None:
+            names.add(volume["name"])
         error = dns1123_label_error(volume["name"])
         if error:
             problems.append(Problem(join(where, "name"), f"volume name {error}"))
@@ -60,11 +69,12 @@ def _items_problems(volume: dict, where: str) -> list[Problem]:
     return problems
 
 
-def _container_problems(container: dict, where: str, volumes: set[str],
+def _container_problems(container: dict, where: str, volumes: set[str] | None,
                         ports: dict[str, str]) -> list[Problem]:
     problems = []
     mounts = container.get("volumeMounts")
-    for index, mount in enumerate(mounts if isinstance(mounts, list) else []):
+    for index, mount in enumerate(mounts if isinstance(mounts, list) and volumes is not None
+                                  else []):
         name = mount.get("name") if isinstance(mount, dict) else None
         if isinstance(name, str) and name not in volumes:
             problems.append(Problem(join_all(where, ["volumeMounts", index, "name"]),

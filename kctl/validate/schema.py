@@ -1,4 +1,4 @@
-"""JSON-Schema checks: the vendored PyTorchJob CRD and kctl's hand-written core schemas.
+"""JSON-Schema checks: the vendored CRDs and kctl's hand-written core schemas.
 
 Schemas are closed before use (:func:`close`): an object schema that lists ``properties`` and says
 nothing about other fields gets ``additionalProperties: false``, so a typo such as
@@ -20,9 +20,11 @@ from kctl.errors import KctlError
 from kctl.validate.limits import QUANTITY_PATTERN
 from kctl.validate.problems import Problem, join, join_all
 
-#: The vendored CRD (see kctl/schemas/README.md) and the version whose schema is used.
-CRD_FILE = "kubeflow.org_pytorchjobs.yaml"
-CRD_VERSION = "v1"
+#: kind -> (vendored CRD file, the version whose schema is used); see kctl/schemas/README.md.
+CRDS = {
+    "PyTorchJob": ("kubeflow.org_pytorchjobs.yaml", "v1"),
+    "TrainJob": ("trainer.kubeflow.org_trainjobs.yaml", "v1alpha1"),
+}
 
 _INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
@@ -34,6 +36,12 @@ def _read(name: str) -> str:
     return resources.files("kctl").joinpath("schemas").joinpath(name).read_text(encoding="utf-8")
 
 
+def load_yaml(name: str):
+    """A YAML file of kctl/schemas, parsed with libyaml where present (0.04 s instead of 1 s for
+    a CRD)."""
+    return yaml.load(_read(name), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @functools.lru_cache(maxsize=None)
 def object_meta_schema() -> dict:
     """``kctl/schemas/objectmeta.json``: the fields of ``metadata`` and their types."""
@@ -41,14 +49,14 @@ def object_meta_schema() -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def crd_schema() -> dict:
-    """The vendored CRD's ``openAPIV3Schema`` for v1, as published (not closed)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 0.04 s instead of 1 s
-    crd = yaml.load(_read(CRD_FILE), Loader=loader)
-    for version in crd["spec"]["versions"]:
-        if version["name"] == CRD_VERSION:
+def crd_schema(kind: str) -> dict:
+    """The vendored CRD's ``openAPIV3Schema`` for ``kind`` (a key of :data:`CRDS`), as
+    published (not closed)."""
+    name, wanted = CRDS[kind]
+    for version in load_yaml(name)["spec"]["versions"]:
+        if version["name"] == wanted:
             return version["schema"]["openAPIV3Schema"]
-    raise KctlError(f"kctl's vendored {CRD_FILE} has no {CRD_VERSION} version")
+    raise KctlError(f"kctl's vendored {name} has no {wanted} version")
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,11 +68,34 @@ def core_schema(name: str) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def pytorchjob_schema() -> dict:
-    """The CRD schema, closed, with the top-level ``metadata`` (an open object there) typed."""
-    schema = close(crd_schema())
+def job_schema(kind: str) -> dict:
+    """``kind``'s CRD schema, closed, with the top-level ``metadata`` (an open object there)
+    typed."""
+    schema = close(crd_schema(kind))
     schema["properties"]["metadata"] = object_meta_schema()
     return schema
+
+
+def along(schema: dict, instance, path: str = ""):
+    """Every ``(schema, value, path)`` of ``instance`` that ``schema`` describes, parents first.
+
+    Follows ``properties`` (or an ``additionalProperties`` schema) into maps and ``items`` into
+    lists, as the API server does for the ``x-kubernetes-*`` extensions plain JSON Schema
+    ignores; values the schema does not describe are skipped.
+    """
+    if not isinstance(schema, dict):
+        return
+    yield schema, instance, path
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            child = properties.get(key, extra if isinstance(extra, dict) else None)
+            if child is not None:
+                yield from along(child, value, join(path, key))
+    elif isinstance(instance, list):
+        for index, item in enumerate(instance):
+            yield from along(schema.get("items", {}), item, join(path, index))
 
 
 def close(schema: dict) -> dict:
@@ -111,8 +142,8 @@ def _validator(schema: dict):
 
 @functools.lru_cache(maxsize=None)
 def _cached_validator(kind: str):
-    if kind == "PyTorchJob":
-        return _validator(pytorchjob_schema())
+    if kind in CRDS:
+        return _validator(job_schema(kind))
     return _validator(core_schema(kind))
 
 
@@ -120,7 +151,8 @@ def schema_problems(kind: str, instance) -> list[Problem]:
     """Validate ``instance`` against the closed schema for ``kind``.
 
     Args:
-        kind: ``"PyTorchJob"`` or the file name of a core schema (``"configmap.json"``).
+        kind: A key of :data:`CRDS` (``"TrainJob"``) or the file name of a core schema
+            (``"configmap.json"``).
         instance: The object, as loaded from YAML.
     """
     validator = _cached_validator(kind)
@@ -149,11 +181,26 @@ def _explain(error) -> list[Problem]:
         return [Problem(path, f"{_show(instance)} is not a quantity (e.g. 500m, 4, 16Gi)")]
     if error.validator == "format" and value in _INT_RANGES:
         return [Problem(path, f"{instance} is out of range for {value}")]
+    if error.validator in _BOUNDS and isinstance(value, int):
+        return [Problem(path, _BOUNDS[error.validator](instance, value))]
     if error.validator in ("enum", "const"):
         allowed = value if error.validator == "enum" else [value]
         return [Problem(path, f"must be {' or '.join(_show(a) for a in allowed)}, "
                               f"got {_show(instance)}")]
     return [Problem(path, error.message)]
+
+
+#: jsonschema's size and range keywords, told the way kubectl would (its own messages print the
+#: whole value, e.g. a list of 17 runtime patches).
+_BOUNDS = {
+    "maxItems": lambda got, limit: f"has {len(got)} entries; at most {limit} are allowed",
+    "minItems": lambda got, limit: f"has {len(got)} entries; at least {limit} are needed",
+    "maxLength": lambda got, limit: f"is {len(got)} characters; at most {limit} are allowed",
+    "minLength": lambda got, limit: ("must not be empty" if limit == 1 else
+                                     f"is {len(got)} characters; at least {limit} are needed"),
+    "minimum": lambda got, limit: f"must be at least {limit}, got {got}",
+    "maximum": lambda got, limit: f"must be at most {limit}, got {got}",
+}
 
 
 def _did_you_mean(word: str, known: list[str]) -> str:

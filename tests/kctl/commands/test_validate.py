@@ -60,7 +60,7 @@ def test_kinds_kctl_does_not_know_are_noted_not_failed(run_kctl, tmp_path):
     assert result.code == 0
     assert result.out == "OK: 3 objects in 1 file, 1 not checked\n"
     assert result.err == (f"{manifest}: Service/web: not checked (kctl knows PyTorchJob, "
-                          "ConfigMap, PersistentVolumeClaim)\n")
+                          "TrainJob, ConfigMap, PersistentVolumeClaim)\n")
 
 
 @pytest.mark.parametrize("text, line", [
@@ -86,3 +86,33 @@ def test_a_file_is_required(run_kctl):
     result = run_kctl("validate")
     assert result.code == 2
     assert "the following arguments are required: FILE" in result.err
+
+
+TRAINJOB = REPO / "tests/kctl/validate/data/trainjob-2x8gpu.yaml"
+
+
+def test_a_trainjob_file_passes(run_kctl):
+    result = run_kctl("validate", TRAINJOB)
+    assert (result.code, result.out, result.err) == (0, "OK: 1 object in 1 file\n", "")
+
+
+def test_a_broken_trainjob_names_each_problem(run_kctl, tmp_path):
+    (job,) = yaml.safe_load_all(TRAINJOB.read_text())
+    job["metadata"]["name"] = "llm-fine-tuning-of-the-big-model-for-team-a-2x8gpu"
+    job["spec"]["trainer"]["env"].append({"name": "PET_NNODES", "value": "2"})
+    job["spec"]["trainer"]["numProcPerNode"] = "auto"
+    broken = tmp_path / "trainjob.yaml"
+    broken.write_text(yaml.safe_dump(job))
+    result = run_kctl("validate", broken)
+    assert result.code == 1
+    prefix = f"{broken}: TrainJob/llm-fine-tuning-of-the-big-model-for-team-a-2x8gpu: "
+    assert result.out.splitlines() == [
+        prefix + "metadata.name: 'llm-fine-tuning-of-the-big-model-for-team-a-2x8gpu' is 50 "
+                 "characters; a TrainJob with 2 nodes may have at most 48: its pods are named "
+                 "<name>-node-0-1-<5 random characters>, at most 63 (a longer name is accepted, "
+                 "then no pod is ever created); choose a shorter name",
+        prefix + "spec.trainer.env[2].name: PET_NNODES is reserved: the Trainer sets PET_NNODES, "
+                 "PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT for "
+                 "torchrun from numNodes and numProcPerNode; remove it",
+        prefix + 'spec.trainer.numProcPerNode: must be an integer, got "auto"',
+    ]

@@ -39,3 +39,19 @@ def pvc() -> dict:
 
 def master_pod(job: dict) -> dict:
     return job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def trainjob() -> dict:
+    """The facts' 2 x 8-GPU TrainJob (trainer v2.3.0), a fresh copy."""
+    (job,) = load_documents((DATA / "trainjob-2x8gpu.yaml").read_text())
+    return job
+
+
+def node_pod(job: dict, patch: int = 0) -> dict:
+    """The pod spec a TrainJob's runtime patch sets on the ``node`` replicated job."""
+    return job["spec"]["runtimePatches"][patch]["trainingRuntimeSpec"]["template"]["spec"][
+        "replicatedJobs"][0]["template"]["spec"]["template"]["spec"]

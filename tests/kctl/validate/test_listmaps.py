@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kctl.validate.listmaps import list_problems
-from kctl.validate.schema import pytorchjob_schema
+from kctl.validate.schema import job_schema
 
 from .conftest import master_pod
 
@@ -13,7 +13,7 @@ POD = "spec.pytorchReplicaSpecs.Master.template.spec"
 
 
 def _found(job) -> dict:
-    return {p.path: p.message for p in list_problems(pytorchjob_schema(), job)}
+    return {p.path: p.message for p in list_problems(job_schema("PyTorchJob"), job)}
 
 
 def test_a_valid_job_has_no_duplicates(job):

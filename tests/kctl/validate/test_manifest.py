@@ -20,6 +20,15 @@ def test_every_kind_of_the_golden_manifests_is_known_and_valid():
             assert validate_object(obj) == []
 
 
+def test_a_trainjob_is_known_and_its_problems_come_sorted(trainjob):
+    assert is_known(trainjob) and describe(trainjob) == "TrainJob/llm-ft"
+    trainjob["spec"]["trainer"]["numNodes"] = 0
+    trainjob["spec"]["managedBy"] = "me"
+    trainjob["metadata"]["name"] = "Llm"
+    assert [p.path for p in validate_object(trainjob)] == [
+        "", "metadata.name", "spec.managedBy", "spec.trainer.numNodes"]
+
+
 def test_problems_from_every_check_come_together_sorted(job):
     job["metadata"]["name"] = "Digits_2x8"
     job["spec"]["nprocPerNode"] = 8

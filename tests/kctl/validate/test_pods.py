@@ -46,3 +46,11 @@ def test_port_names_are_short_and_unique_in_the_pod(job):
     assert found["pod.containers[1].ports[0].name"] == (
         "port name 'pytorchjob-port' is already used at pod.containers[0].ports[0].name")
     assert "IANA_SVC_NAME" in found["pod.containers[1].ports[1].name"]
+
+
+def test_volumes_from_elsewhere_count_and_unknown_ones_turn_the_mount_check_off(job):
+    pod = master_pod(job)
+    pod["containers"][0]["volumeMounts"][0]["name"] = "configs"
+    assert pod_problems(pod, "pod", elsewhere=frozenset({"configs"})) == []
+    assert pod_problems(pod, "pod", elsewhere=None) == []
+    assert [p.path for p in pod_problems(pod, "pod")] == ["pod.containers[0].volumeMounts[0].name"]

@@ -7,15 +7,27 @@ from importlib import resources
 
 import pytest
 
-from kctl.validate.schema import close, crd_schema, pytorchjob_schema, schema_problems
+from kctl.validate.schema import close, crd_schema, job_schema, schema_problems
 
-CRD_SHA256 = "eb80e57a984cdc7ceefaaf3fc561e21b673c30cbb58589f2389528d2b2760d22"
+#: The vendored files and their sha256 (kctl/schemas/README.md says where each comes from).
+VENDORED = {
+    "kubeflow.org_pytorchjobs.yaml":
+        "eb80e57a984cdc7ceefaaf3fc561e21b673c30cbb58589f2389528d2b2760d22",
+    "trainer.kubeflow.org_trainjobs.yaml":
+        "a742cafc5b5582640c7e0b7467c024fc237256fbca5ba0a9f0531dfb66d64416",
+    "torch_distributed.yaml": "c4520df54615d481831d402e644dbeaf77a7a521eae87b2e80fd5f789aac5df2",
+}
 
 
-def test_vendored_crd_is_the_v1_9_0_file_unchanged():
-    data = resources.files("kctl").joinpath("schemas").joinpath(
-        "kubeflow.org_pytorchjobs.yaml").read_bytes()
-    assert hashlib.sha256(data).hexdigest() == CRD_SHA256
+@pytest.mark.parametrize("name", sorted(VENDORED))
+def test_vendored_files_are_unchanged(name):
+    data = resources.files("kctl").joinpath("schemas").joinpath(name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == VENDORED[name]
+
+
+def test_each_crd_gives_the_version_kctl_validates():
+    assert crd_schema("PyTorchJob")["properties"]["spec"]["required"] == ["pytorchReplicaSpecs"]
+    assert crd_schema("TrainJob")["properties"]["spec"]["required"] == ["runtimeRef"]
 
 
 def test_close_adds_additional_properties_false_only_where_fields_are_listed():
@@ -37,9 +49,9 @@ def test_close_adds_additional_properties_false_only_where_fields_are_listed():
 
 
 def test_the_published_schema_stays_open_and_ours_is_closed():
-    assert "additionalProperties" not in crd_schema()["properties"]["spec"]
-    assert pytorchjob_schema()["properties"]["spec"]["additionalProperties"] is False
-    assert pytorchjob_schema()["properties"]["metadata"]["additionalProperties"] is False
+    assert "additionalProperties" not in crd_schema("PyTorchJob")["properties"]["spec"]
+    assert job_schema("PyTorchJob")["properties"]["spec"]["additionalProperties"] is False
+    assert job_schema("PyTorchJob")["properties"]["metadata"]["additionalProperties"] is False
 
 
 def test_a_valid_job_has_no_schema_problem(job):
