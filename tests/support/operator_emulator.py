@@ -108,6 +108,7 @@ from tests.support.containers import REPO
 from tests.support.pod_runner import (LOCAL_ADDR, Condition, EmulatorError, EmulatorTimeout, Pod,
                                       PodRunner, free_port, gpu_count, host_gpu_count,
                                       load_manifest)
+from tests.support.trainjob_emulator import TrainJobEmulator
 
 __all__ = ["REPO", "EmulatorError", "EmulatorTimeout", "LOCAL_MASTER_ADDR", "OperatorEmulator",
            "emulator_for", "load_manifest", "operator_env"]
@@ -398,7 +399,12 @@ def emulator_for(objects: list[dict], workspace, **options) -> PodRunner:
     """The emulator of the one job in ``objects``: :class:`OperatorEmulator` for a PyTorchJob,
     :class:`~tests.support.trainjob_emulator.TrainJobEmulator` for a TrainJob; ``options`` go to
     it."""
-    return OperatorEmulator(objects, workspace, **options)
+    kinds = {o.get("kind") for o in objects} & {"PyTorchJob", "TrainJob"}
+    if len(kinds) > 1:
+        raise EmulatorError("the manifest holds a PyTorchJob and a TrainJob; the emulator runs "
+                            "one job")
+    cls = TrainJobEmulator if kinds == {"TrainJob"} else OperatorEmulator
+    return cls(objects, workspace, **options)
 
 
 def main(argv: list[str] | None = None) -> int:
