@@ -106,8 +106,7 @@ import time
 
 from tests.support.containers import REPO
 from tests.support.pod_runner import (LOCAL_ADDR, Condition, EmulatorError, EmulatorTimeout, Pod,
-                                      PodRunner, free_port, gpu_count, host_gpu_count,
-                                      load_manifest)
+                                      PodRunner, gpu_count, host_gpu_count, load_manifest)
 from tests.support.trainjob_emulator import TrainJobEmulator
 
 __all__ = ["REPO", "EmulatorError", "EmulatorTimeout", "LOCAL_MASTER_ADDR", "OperatorEmulator",
@@ -220,24 +219,15 @@ class OperatorEmulator(PodRunner):
                  master_port: int | str | None = None, runtime=None,
                  restart_delay: float = 10.0, grace_period: int = 5,
                  host_gpus: int | None = None):
-        jobs = [o for o in objects if o.get("kind") == "PyTorchJob"]
-        if len(jobs) != 1:
-            raise EmulatorError(f"the manifest holds {len(jobs)} PyTorchJobs; the emulator runs "
-                                "exactly one")
-        self.job = jobs[0]
-        self.name = self.job["metadata"]["name"]
-        super().__init__(objects, workspace, self.job["metadata"].get("namespace", "default"),
-                         pvc_root=pvc_root, runtime=runtime, restart_delay=restart_delay,
-                         grace_period=grace_period)
+        super().__init__(objects, workspace, pvc_root=pvc_root, runtime=runtime,
+                         restart_delay=restart_delay, grace_period=grace_period)
         run_policy = self.job["spec"].get("runPolicy") or {}
         self.backoff_limit = run_policy.get("backoffLimit")
         self.active_deadline = run_policy.get("activeDeadlineSeconds")
         if self.job["spec"].get("elasticPolicy") is not None:
             raise EmulatorError("elasticPolicy is not emulated")
         if "Master" in self.job["spec"]["pytorchReplicaSpecs"]:
-            manifest_port = manifest_master_port(self.job)
-            self.local_port = (manifest_port if master_port == "manifest"
-                               else int(master_port) if master_port else free_port())
+            self.local_port = self.choose_port(master_port, manifest_master_port(self.job))
         self.pods = self._make_pods()
         pods = list(self.pods.values())
         shares = self.assign_gpus([gpu_count(pod.container) for pod in pods],
@@ -297,11 +287,7 @@ class OperatorEmulator(PodRunner):
 
     def start(self) -> None:
         """Create the job's pods (the Master first) and start their containers."""
-        if self.started_at is not None:
-            raise EmulatorError("the job was started already")
-        (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
-        self._claim_folders()
-        self.started_at = time.monotonic()
+        self._begin()
         self._condition("Created", "PyTorchJobCreated", f"PyTorchJob {self.name} is created.")
         for name in self.pods:
             self._start_container(self.prepare(name))

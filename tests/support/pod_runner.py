@@ -173,14 +173,14 @@ class Condition:
 class PodRunner:
     """The kubelet for an operator emulator's pods, and what every emulator offers tests.
 
-    Subclasses set :attr:`kind` and :attr:`SUCCEEDED` (the job's success condition), fill
-    :attr:`pods` and implement :meth:`start`, :meth:`poll`, :meth:`delete_pod` and
+    Subclasses set :attr:`kind` (the job's kind) and :attr:`SUCCEEDED` (its success condition),
+    fill :attr:`pods` and implement :meth:`start`, :meth:`poll`, :meth:`delete_pod` and
     :attr:`phase`.
 
     Args:
-        objects: The manifest's objects (the job, its ConfigMaps and PVCs, ...).
+        objects: The manifest's objects: exactly one job of :attr:`kind` (:attr:`job`), the
+            ConfigMaps of its namespace, PVCs, ...
         workspace: A folder of the emulator's own: logs (``logs/<pod>.log``), pod folders.
-        namespace: The job's namespace: its ConfigMaps are those of this namespace.
         pvc_root: Where PersistentVolumeClaims live, one folder each. Defaults to
             ``workspace/pvc``. A claim the manifest does not create must already exist there (a pod
             using a missing claim would stay Pending on a cluster).
@@ -194,11 +194,17 @@ class PodRunner:
     kind = ""
     SUCCEEDED = ""
 
-    def __init__(self, objects: list[dict], workspace: str | os.PathLike, namespace: str, *,
+    def __init__(self, objects: list[dict], workspace: str | os.PathLike, *,
                  pvc_root: str | os.PathLike | None = None,
                  runtime: ContainerRuntime | None = None, restart_delay: float = 10.0,
                  grace_period: int = 5):
-        self.namespace = namespace
+        jobs = [o for o in objects if o.get("kind") == self.kind]
+        if len(jobs) != 1:
+            raise EmulatorError(f"the manifest holds {len(jobs)} {self.kind}s; the emulator runs "
+                                "exactly one")
+        self.job = jobs[0]
+        self.name = self.job["metadata"]["name"]
+        namespace = self.namespace = self.job["metadata"].get("namespace", "default")
         self.config_maps = {o["metadata"]["name"]: o for o in objects
                             if o.get("kind") == "ConfigMap"
                             and o["metadata"].get("namespace", "default") == namespace}
@@ -247,6 +253,14 @@ class PodRunner:
         return self.phase == self.SUCCEEDED
 
     # -- set-up ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def choose_port(master_port: int | str | None, manifest_port: int) -> int:
+        """The master port local processes get: a free one for ``None``, ``manifest_port`` for
+        ``"manifest"``, else ``master_port``."""
+        if master_port == "manifest":
+            return manifest_port
+        return int(master_port) if master_port else free_port()
 
     @staticmethod
     def assign_gpus(wanted: list[int], available: int) -> list[list[int]]:
@@ -338,9 +352,14 @@ class PodRunner:
             pod.mounts.append(Mount(mount["mountPath"].rstrip("/") or "/", host))
         pod.mounts.sort(key=lambda m: len(m.container_path), reverse=True)
 
-    def _claim_folders(self) -> None:
+    def _begin(self) -> None:
+        """What a start does first (once only): the logs folder, the claims' folders."""
+        if self.started_at is not None:
+            raise EmulatorError("the job was started already")
+        (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
         for claim in self.claims:
             (self.pvc_root / claim).mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
 
     # -- the container's view -------------------------------------------------------------------
 

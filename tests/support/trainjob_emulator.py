@@ -39,8 +39,9 @@ ClusterTrainingRuntime is vendored in ``tests/support/data/trainjob/``), the emu
    TrainJob becomes ``Failed`` with its reason and message ("jobset failed due to one or more job
    failures (first failed job: <tj>-node-0)"); a complete Job completes the JobSet and the TrainJob
    becomes ``Complete`` (``AllJobsCompleted``). There is no ``Created`` or ``Running`` condition;
-   :attr:`TrainJobEmulator.phase` is ``Running`` in between, and :attr:`TrainJobEmulator.jobs_status`
-   is the TrainJob's ``jobsStatus`` (Jobs counted, not pods: each 0 or 1).
+   :attr:`TrainJobEmulator.phase` is ``Running`` in between, and
+   :attr:`TrainJobEmulator.jobs_status` is the TrainJob's ``jobsStatus`` (Jobs counted, not pods:
+   each 0 or 1).
 
 What differs from a cluster, and why
 ------------------------------------
@@ -99,7 +100,7 @@ from pathlib import Path
 import yaml
 
 from tests.support.pod_runner import (LOCAL_ADDR, Condition, EmulatorError, Pod, PodRunner,
-                                      free_port, gpu_count, host_gpu_count)
+                                      gpu_count, host_gpu_count)
 
 GROUP = "trainer.kubeflow.org"
 RUNTIME_KINDS = ("ClusterTrainingRuntime", "TrainingRuntime")
@@ -359,32 +360,26 @@ class TrainJobEmulator(PodRunner):
                  master_port: int | str | None = None, runtime=None,
                  restart_delay: float = 10.0, grace_period: int = 5,
                  host_gpus: int | None = None, seed: int | None = None):
-        jobs = [o for o in objects if o.get("kind") == "TrainJob"]
-        if len(jobs) != 1:
-            raise EmulatorError(f"the manifest holds {len(jobs)} TrainJobs; the emulator runs "
-                                "exactly one")
-        self.trainjob = jobs[0]
-        self.name = self.trainjob["metadata"]["name"]
-        super().__init__(objects, workspace, self.trainjob["metadata"].get("namespace", "default"),
-                         pvc_root=pvc_root, runtime=runtime, restart_delay=restart_delay,
-                         grace_period=grace_period)
+        super().__init__(objects, workspace, pvc_root=pvc_root, runtime=runtime,
+                         restart_delay=restart_delay, grace_period=grace_period)
         if len(self.name) > MAX_NAME:
             raise EmulatorError(
                 f"TrainJob name {self.name!r} is {len(self.name)} characters: its JobSet's pod "
                 f"names would exceed 63, so the cluster accepts it and never creates its pods "
                 f"(at most {MAX_NAME})")
-        self._refuse_unemulated(self.trainjob["spec"])
-        self.training_runtime = find_runtime(self.trainjob, objects)
+        self._refuse_unemulated(self.job["spec"])
+        self.training_runtime = find_runtime(self.job, objects)
         if (self.training_runtime["spec"]["template"]["spec"].get("failurePolicy")
                 is not None):
             raise EmulatorError("the runtime's JobSet failurePolicy is not emulated")
-        self.jobset = build_jobset(self.trainjob, self.training_runtime)
+        self.jobset = build_jobset(self.job, self.training_runtime)
         rjobs = self.jobset["spec"]["replicatedJobs"]
         if len(rjobs) != 1:
             raise EmulatorError(f"the runtime has replicated jobs {[r['name'] for r in rjobs]}; "
                                 "only the trainer's is emulated")
         rjob = rjobs[0]
-        self.job_name = f"{self.name}-{rjob['name']}-0"
+        self.replicated_job = rjob["name"]
+        self.job_name = f"{self.name}-{self.replicated_job}-0"
         job_spec = rjob["template"]["spec"]
         for field in ("backoffLimitPerIndex", "podFailurePolicy", "successPolicy"):
             if job_spec.get(field) is not None:
@@ -402,8 +397,7 @@ class TrainJobEmulator(PodRunner):
                                 f"{NODE!r}) and no init containers")
         container = _node_container(rjob)
         env = [e["name"] for e in container.get("env") or []]
-        self.local_port = (MASTER_PORT if master_port == "manifest"
-                           else int(master_port) if master_port else free_port())
+        self.local_port = self.choose_port(master_port, MASTER_PORT)
         self._overrides = {env.index(var): value for var, value in
                            (("PET_MASTER_ADDR", LOCAL_ADDR),
                             ("PET_MASTER_PORT", str(self.local_port))) if var in env}
@@ -442,7 +436,7 @@ class TrainJobEmulator(PodRunner):
         metadata = self.pod_template.get("metadata") or {}
         labels = {**(metadata.get("labels") or {}),
                   "jobset.sigs.k8s.io/jobset-name": self.name,
-                  "jobset.sigs.k8s.io/replicatedjob-name": NODE,
+                  "jobset.sigs.k8s.io/replicatedjob-name": self.replicated_job,
                   "jobset.sigs.k8s.io/job-index": "0", "jobset.sigs.k8s.io/job-global-index": "0",
                   "jobset.sigs.k8s.io/restart-attempt": "0",
                   "batch.kubernetes.io/job-name": self.job_name, "job-name": self.job_name,
@@ -488,7 +482,7 @@ class TrainJobEmulator(PodRunner):
     def jobs_status(self) -> list[dict]:
         """The TrainJob's ``status.jobsStatus``: the node Job counted as active, ready,
         succeeded or failed (each 0 or 1)."""
-        status = {"name": NODE, "active": 0, "ready": 0, "succeeded": 0, "failed": 0,
+        status = {"name": self.replicated_job, "active": 0, "ready": 0, "succeeded": 0, "failed": 0,
                   "suspended": 0}
         if self.job_condition is not None:
             status["succeeded" if self.job_condition.type == "Complete" else "failed"] = 1
@@ -503,11 +497,7 @@ class TrainJobEmulator(PodRunner):
 
     def start(self) -> None:
         """Create the node Job's pods and start their containers."""
-        if self.started_at is not None:
-            raise EmulatorError("the job was started already")
-        (self.workspace / "logs").mkdir(parents=True, exist_ok=True)
-        self._claim_folders()
-        self.started_at = time.monotonic()
+        self._begin()
         for pod in self.nodes:
             self._start_container(self.prepare(pod.name))
 

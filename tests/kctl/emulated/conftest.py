@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.support.operator_emulator import REPO, emulator_for, load_manifest
 from tests.support.pod_runner import PodRunner
@@ -19,6 +20,14 @@ def render_train(*args: str) -> list[dict]:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return load_manifest(out.stdout)
+
+
+def run_command_line(objects: list[dict], *args: str) -> subprocess.CompletedProcess:
+    """``python -m tests.support.operator_emulator - ARGS`` with ``objects`` as the manifest on
+    stdin."""
+    return subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-", *args],
+                          input=yaml.safe_dump_all(objects), cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
 
 
 @pytest.fixture

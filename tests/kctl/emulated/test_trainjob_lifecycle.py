@@ -6,21 +6,27 @@ fixture checks)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
-import yaml
 
-from tests.kctl.emulated.conftest import training_runtime, trainjob
-from tests.support.operator_emulator import REPO
+from tests.kctl.emulated.conftest import run_command_line, training_runtime, trainjob
 from tests.support.pod_runner import Condition
 
 PRELUDE = ("import os, sys, time; SCRATCH, SHARED = sys.argv[1:3]; "
            "NODE = int(os.environ['PET_NODE_RANK'])\n")
 SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"
 IDLE_JOB = {"name": "node", "active": 0, "ready": 0, "succeeded": 0, "failed": 0, "suspended": 0}
+
+# Says whether its pod's emptyDir holds the mark of an earlier run, then marks it; node 1's first
+# run in the job (a mark on the claim) then hangs, to be killed or deleted.
+NODE_1_HANGS_ONCE = """
+print('scratch kept:', os.path.exists(SCRATCH + '/ran'), flush=True)
+open(SCRATCH + '/ran', 'w').close()
+if NODE == 1 and not os.path.exists(SHARED + '/hung'):
+    open(SHARED + '/hung', 'w').close()
+    time.sleep(600)
+"""
 
 
 def job(script: str, runtime: dict | None = None, nodes: int = 2) -> list[dict]:
@@ -70,18 +76,11 @@ def test_each_node_gets_its_rank_and_the_job_completes_when_every_node_has(emula
         assert (emulator.nodes[index].restarts, emulator.nodes[index].exit_codes) == (0, [0])
 
 
-def test_a_killed_node_restarts_in_its_pod_within_the_backoff_limit(emulate):
-    script = """
-    print('scratch kept:', os.path.exists(SCRATCH + '/ran'), flush=True)
-    open(SCRATCH + '/ran', 'w').close()
-    if NODE == 1 and not os.path.exists(SHARED + '/killed'):
-        open(SHARED + '/killed', 'w').close()
-        time.sleep(600)
-    """
-    emulator = emulate(job(script, training_runtime("small", backoff_limit=2)),
+def test_a_killed_node_restarts_in_its_pod_within_the_backoff_limit(emulate, tmp_path):
+    emulator = emulate(job(NODE_1_HANGS_ONCE, training_runtime("small", backoff_limit=2)),
                        restart_delay=0.1)
     emulator.start()
-    emulator.wait_until(lambda: emulator.logs(1), timeout=30)
+    emulator.wait_until((tmp_path / "pvc" / "shared" / "hung").exists, timeout=30)
     pod = emulator.pod_name(1)
     emulator.kill(pod)  # by pod name; kill(1) names node 1's current pod
     assert emulator.wait(timeout=30) == "Complete"
@@ -120,17 +119,25 @@ def test_exhausting_the_backoff_limit_fails_the_job_and_stops_the_other_node(emu
     assert [pod.phase for pod in emulator.nodes] == ["Failed", "Failed"]
 
 
-def test_a_deleted_pod_is_replaced_by_a_new_pod(emulate):
+def test_the_restarts_of_every_pod_count_towards_the_backoff_limit(emulate):
     script = """
-    print('scratch kept:', os.path.exists(SCRATCH + '/ran'), flush=True)
-    open(SCRATCH + '/ran', 'w').close()
-    if NODE == 1 and not os.path.exists(SHARED + '/deleted'):
-        open(SHARED + '/deleted', 'w').close()
-        time.sleep(600)
+    if not os.path.exists(SCRATCH + '/failed'):  # each pod's first run fails, later ones hang
+        open(SCRATCH + '/failed', 'w').close()
+        sys.exit(4)
+    time.sleep(600)
     """
-    emulator = emulate(job(script), restart_delay=0.2, grace_period=1)
+    emulator = emulate(job(script, training_runtime("small", backoff_limit=2)),
+                       restart_delay=0.1, grace_period=1)
     emulator.start()
-    emulator.wait_until(lambda: emulator.logs(1), timeout=30)
+    assert emulator.wait(timeout=60) == "Failed"
+    assert [(pod.restarts, pod.exit_codes[0]) for pod in emulator.nodes] == [(1, 4), (1, 4)]
+    assert emulator.job_condition.reason == "BackoffLimitExceeded"
+
+
+def test_a_deleted_pod_is_replaced_by_a_new_pod(emulate, tmp_path):
+    emulator = emulate(job(NODE_1_HANGS_ONCE), restart_delay=0.2, grace_period=1)
+    emulator.start()
+    emulator.wait_until((tmp_path / "pvc" / "shared" / "hung").exists, timeout=30)
     old = emulator.nodes[1]
     emulator.delete_pod(1)
     assert emulator.wait(timeout=30) == "Complete"
@@ -162,12 +169,10 @@ def test_never_replaces_a_failed_pod_within_the_backoff_limit(emulate, backoff_l
 
 
 def test_command_line_runs_a_trainjob_from_stdin(tmp_path):
-    manifest = yaml.safe_dump_all(job("print('hello from', os.environ['HOSTNAME'])"))
     (tmp_path / "pvc" / "shared").mkdir(parents=True)
-    out = subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-",
-                          "--pvc-root", str(tmp_path / "pvc"), "--workspace", str(tmp_path / "ws"),
-                          "--timeout", "60"], input=manifest, cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    out = run_command_line(job("print('hello from', os.environ['HOSTNAME'])"),
+                           "--pvc-root", str(tmp_path / "pvc"), "--workspace", str(tmp_path / "ws"),
+                           "--timeout", "60")
     assert out.returncode == 0, out.stderr
     assert "TrainJob t: Complete" in out.stdout
     logs = {path.name: path.read_text() for path in (tmp_path / "ws" / "logs").iterdir()}
