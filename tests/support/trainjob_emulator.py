@@ -415,11 +415,11 @@ class TrainJobEmulator(PodRunner):
 
     @staticmethod
     def _refuse_unemulated(spec: dict) -> None:
-        for field, why in (("suspend", "a suspended TrainJob waits for Kueue"),
-                           ("activeDeadlineSeconds", "activeDeadlineSeconds"),
-                           ("initializer", "initializer")):
+        for field, what in (("suspend", "suspend: true (a TrainJob waiting for Kueue)"),
+                            ("activeDeadlineSeconds", "activeDeadlineSeconds"),
+                            ("initializer", "initializer")):
             if spec.get(field):
-                raise EmulatorError(f"{why} is not emulated")
+                raise EmulatorError(f"{what} is not emulated")
         if spec.get("managedBy", f"{GROUP}/trainjob-controller") != f"{GROUP}/trainjob-controller":
             raise EmulatorError(f"managedBy {spec['managedBy']!r}: the trainer's controller "
                                 "leaves the job alone; not emulated")

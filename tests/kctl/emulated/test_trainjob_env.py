@@ -216,7 +216,7 @@ def _no_nodes(job):
     (_reserved_env, r"must not have reserved envs, invalid envs configured: \['PET_NNODES'\]"),
     (_patch_env_on_node, "env must not be set on container 'node'"),
     (_patch_a_sidecar, "containers 'sidecar' does not exist in the runtime's job 'node'"),
-    (_suspended, "a suspended TrainJob waits for Kueue"),
+    (_suspended, r"suspend: true \(a TrainJob waiting for Kueue\) is not emulated"),
     (_no_nodes, "numNodes 0: a TrainJob needs at least one node"),
 ])
 def test_refused(emulate, change, message):
