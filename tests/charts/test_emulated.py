@@ -28,8 +28,8 @@ TINY = ["--cfg-options", "train_cfg.max_epochs=1", "train_dataloader.dataset.ind
 
 def _config_in_pod(emulator: OperatorEmulator, pod_name: str) -> Config:
     """Create the pod's volumes (without starting it) and load the config its command names."""
-    pod = emulator.prepare(pod_name)
-    config = pod.argv[pod.argv.index("trainer") + 1]
+    local = emulator.prepare(pod_name).process
+    config = local.argv[local.argv.index("trainer") + 1]
     return Config.fromfile(config, import_custom_modules=False)
 
 

@@ -9,7 +9,9 @@ whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
 - ``kctl run`` on two "nodes" of one rank each (static rendezvous on localhost);
 - ``kctl slurm-script --gpus 0 --ntasks 2`` on the local Slurm cluster (marker ``slurm``);
 - ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
-- the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator.
+- the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator;
+- the same job as a TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the TrainJob emulator
+  (hand-written in ``tiny_job.trainjob_manifest`` until kctl renders TrainJobs).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import pytest
 
 from tests.support.local_launch import free_port, launch_env
-from tests.support.operator_emulator import OperatorEmulator
+from tests.support.operator_emulator import emulator_for
 from tests.support.tiny_job import (CONFIG, EPOCHS, RANKS, TIMEOUT, TRAINER_ARGS, Watched,
                                     assert_finished_exactly, assert_same_answer, final_weights,
-                                    helm_manifest, pods, resumed_points, slurm_script,
-                                    train_manifest, work_dir_on_claim)
+                                    helm_manifest, resumed_points, slurm_script, train_manifest,
+                                    trainjob_manifest, work_dir_on_claim)
 
 
 def test_the_reference_ran_once_on_both_ranks(tiny_reference):
@@ -57,12 +59,12 @@ def test_slurm_two_tasks(tiny_reference, slurm_cluster, tmp_path):
 def _emulate(objects, tmp_path):
     pvc_root = tmp_path / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
-    with OperatorEmulator(objects, tmp_path / "emu", pvc_root=pvc_root) as emulator:
+    with emulator_for(objects, tmp_path / "emu", pvc_root=pvc_root) as emulator:
         emulator.start()
-        phase = emulator.wait(timeout=TIMEOUT)
-        assert phase == "Succeeded", emulator.report()
+        emulator.wait(timeout=TIMEOUT)
+        assert emulator.succeeded, emulator.report()
         restarts = [(p.restarts, p.recreations) for p in emulator.pods.values()]
-        log = "\n".join(emulator.all_logs(pod) for pod in pods(objects))
+        log = "\n".join(emulator.all_logs(pod) for pod in emulator.pods)
     assert emulator.leftover_processes() == []
     assert restarts == [(0, 0), (0, 0)]
     return log, work_dir_on_claim(objects, pvc_root)
@@ -77,6 +79,13 @@ def test_kctl_train_pytorchjob(tiny_reference, tmp_path):
 
 def test_helm_chart_pytorchjob(tiny_reference, helm_bin, tmp_path):
     objects = helm_manifest(helm_bin, "tiny", tmp_path)
+    log, work = _emulate(objects, tmp_path)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+def test_trainjob(tiny_reference, tmp_path):
+    objects = trainjob_manifest("tiny")
     log, work = _emulate(objects, tmp_path)
     assert_finished_exactly(work)
     assert_same_answer(tiny_reference, log, work)

@@ -34,6 +34,7 @@ import yaml
 
 from tests.support.local_launch import REPO, WEIGHTS_LINE, Watched, descendants, launch_env
 from tests.support.operator_emulator import OperatorEmulator
+from tests.support.trainjob_emulator import build_jobset, find_runtime
 
 CONFIG = "configs/resnet/resnet18_1xb64_digits.py"
 EPOCHS = 2
@@ -236,13 +237,67 @@ def helm_manifest(helm: Path, release: str, folder: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
+def trainjob_manifest(name: str) -> list[dict]:
+    """The tiny job as a TrainJob (Kubeflow Trainer v2.3.0) of the shape ``kctl train --kind
+    TrainJob --nodes 2 --gpus 0 --cpu 1 --work-dir-pvc shared`` is to render, written here until
+    kctl renders it: the ConfigMap, image, trainer command, resources and env of
+    :func:`train_manifest` (the renderers share them), in a TrainJob of 2 nodes of one CPU rank
+    each against ``torch-distributed``, the volumes, labels and security context set through a
+    runtime patch."""
+    objects = train_manifest(name)
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap")
+    pod_spec = job_of(objects)["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    rendered = pod_spec["containers"][0]
+    items = next(v for v in pod_spec["volumes"] if v["name"] == "config")["configMap"]["items"]
+    labels = config_map["metadata"]["labels"]
+    node_pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [
+                {"name": "config", "configMap": {"name": f"{name}-config", "items": items}},
+                {"name": "work-dir", "persistentVolumeClaim": {"claimName": "shared"}},
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}],
+            "containers": [{
+                "name": "node",
+                "securityContext": {"allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True},
+                                 {"name": "work-dir", "mountPath": "/work_dirs"},
+                                 {"name": "dshm", "mountPath": "/dev/shm"}]}]}}
+    trainjob = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "runtimeRef": {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
+                           "name": "torch-distributed"},
+            "trainer": {"image": rendered["image"], "command": rendered["command"],
+                        "numNodes": 2, "numProcPerNode": 1,
+                        "resourcesPerNode": rendered["resources"], "env": rendered["env"]},
+            "runtimePatches": [{"manager": "kctl.dev/kctl", "trainingRuntimeSpec": {
+                "template": {"spec": {"replicatedJobs": [{
+                    "name": "node", "template": {"spec": {"template": node_pod}}}]}}}}]}}
+    return [config_map, trainjob]
+
+
 def job_of(objects: list[dict]) -> dict:
     return next(o for o in objects if o["kind"] == "PyTorchJob")
 
 
+def pod_spec_of(objects: list[dict]) -> dict:
+    """The spec of the job's pods: the PyTorchJob's Master template, or a TrainJob's node pod
+    template in the JobSet it becomes."""
+    job = next(o for o in objects if o["kind"] in ("PyTorchJob", "TrainJob"))
+    if job["kind"] == "PyTorchJob":
+        return job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    (node,) = build_jobset(job, find_runtime(job, objects))["spec"]["replicatedJobs"]
+    return node["template"]["spec"]["template"]["spec"]
+
+
 def work_dir_on_claim(objects: list[dict], pvc_root: Path) -> Path:
     """Where the pods' ``--work-dir`` is under the emulator's claim folders."""
-    spec = job_of(objects)["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    spec = pod_spec_of(objects)
     container = spec["containers"][0]
     command = container["command"] + container.get("args", [])
     work_dir = command[command.index("--work-dir") + 1]

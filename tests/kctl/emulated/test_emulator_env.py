@@ -135,9 +135,10 @@ def test_user_env_first_operator_wins_and_refs_expand(emulate):
     names = [name for name, _ in emulator.container_env(pod)]
     assert names[:3] == ["RANK", "MY_POD", "EARLY"]  # the user's entries come first
     assert names.count("RANK") == 2
-    assert pod.env["RANK"] == "1" and pod.env["MY_POD"] == "llm-train-worker-0"
-    assert pod.env["EARLY"] == "r99"  # a reference sees the entries before it, as in Kubernetes
-    assert pod.argv[-3:] == ["--node-rank=1", "$(RANK)", "$(UNDEFINED)"]
+    local = pod.process  # the local process's view
+    assert local.env["RANK"] == "1" and local.env["MY_POD"] == "llm-train-worker-0"
+    assert local.env["EARLY"] == "r99"  # a reference sees the entries before it, as in Kubernetes
+    assert local.argv[-3:] == ["--node-rank=1", "$(RANK)", "$(UNDEFINED)"]
 
 
 def test_local_deviations_master_address_and_port(emulate):
@@ -148,19 +149,19 @@ def test_local_deviations_master_address_and_port(emulate):
     for name, (replica_type, index) in {"llm-train-master-0": ("Master", 0),
                                         "llm-train-worker-0": ("Worker", 0)}.items():
         injected = expected_env(job, replica_type, index)
-        env = emulator.prepare(name).env
+        env = emulator.prepare(name).process.env
         changed = {k for k in injected if env[k] != injected[k]}
         assert changed <= {"MASTER_ADDR", "PET_MASTER_ADDR", "MASTER_PORT", "PET_MASTER_PORT"}
         assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == LOCAL_MASTER_ADDR
         assert env["MASTER_PORT"] == env["PET_MASTER_PORT"] == str(emulator.local_port)
-        assert kept.prepare(name).env["MASTER_PORT"] == injected["MASTER_PORT"]
+        assert kept.prepare(name).process.env["MASTER_PORT"] == injected["MASTER_PORT"]
 
 
 def test_gpus_are_split_between_pods(emulate):
     objects = load_manifest(FACTS_MANIFEST)
     emulator = emulate(objects, host_gpus=16)
-    master = emulator.prepare("llm-train-master-0").env["CUDA_VISIBLE_DEVICES"]
-    worker = emulator.prepare("llm-train-worker-0").env["CUDA_VISIBLE_DEVICES"]
+    master = emulator.prepare("llm-train-master-0").process.env["CUDA_VISIBLE_DEVICES"]
+    worker = emulator.prepare("llm-train-worker-0").process.env["CUDA_VISIBLE_DEVICES"]
     assert master.split(",") == [str(i) for i in range(8)]
     assert worker.split(",") == [str(i) for i in range(8, 16)]
     with pytest.raises(EmulatorError, match="requests 16 GPUs"):
@@ -173,8 +174,8 @@ def test_rendered_mounts_items_and_paths(emulate, tmp_path):
     config_map = next(o for o in objects if o["kind"] == "ConfigMap")
     emulator = emulate(objects)
     name = job["metadata"]["name"]
-    master = emulator.prepare(f"{name}-master-0")
-    worker = emulator.prepare(f"{name}-worker-0")
+    master = emulator.prepare(f"{name}-master-0").process  # the local process
+    worker = emulator.prepare(f"{name}-worker-0").process
     assert master.env["CUDA_VISIBLE_DEVICES"] == ""  # --gpus 0: no nvidia.com/gpu, no GPU
     container = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
@@ -185,14 +186,14 @@ def test_rendered_mounts_items_and_paths(emulate, tmp_path):
     items = volumes["config"]["configMap"]["items"]
     assert items
     for item in items:
-        local = emulator.local_path(master, f"{mounts['config']}/{item['path']}")
+        local = master.local_path(f"{mounts['config']}/{item['path']}")
         with open(local) as f:
             assert f.read() == config_map["data"][item["key"]]
     # ... which rebuilds the config tree: every file equals the repository's
     config_arg = next(a for a in container["command"] if a.startswith(mounts["config"] + "/"))
     for item in items:
         assert (REPO / "configs" / item["path"]).read_text() == config_map["data"][item["key"]]
-    assert emulator.local_path(master, config_arg) in master.argv
+    assert master.local_path(config_arg) in master.argv
 
     # the work dir is on the claim, shared by both pods; emptyDirs are each pod's own
     work_dir = container["command"][container["command"].index("--work-dir") + 1]
@@ -200,7 +201,7 @@ def test_rendered_mounts_items_and_paths(emulate, tmp_path):
     local_work_dir = tmp_path / "pvc" / claim / work_dir[len(mounts["work-dir"]) + 1:]
     assert str(local_work_dir) in master.argv and str(local_work_dir) in worker.argv
     shm = mounts["dshm"]
-    assert emulator.local_path(master, shm) != emulator.local_path(worker, shm)
+    assert master.local_path(shm) != worker.local_path(shm)
     # the image's working directory and HOME are the container's own, not this machine's
     assert master.cwd.is_relative_to(master.rootfs) and master.cwd.is_dir()
     assert master.env["HOME"].startswith(str(master.rootfs))

@@ -3,15 +3,13 @@ backoffLimit, success rule, kills, deletions, no process left behind."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
-import yaml
 
-from tests.support.operator_emulator import REPO, EmulatorTimeout
+from tests.kctl.emulated.conftest import run_command_line
+from tests.support.operator_emulator import EmulatorTimeout
 
 
 def job(master: str, worker: str | None = None, policy: str = "OnFailure",
@@ -140,7 +138,7 @@ def test_a_container_ends_with_its_main_process(emulate):
     assert emulator.leftover_processes() == []  # the escaped child went with the container
 
 
-def test_delete_pod_is_recreated_without_counting_a_failure(emulate):
+def test_delete_pod_is_recreated_without_counting_a_failure(emulate, tmp_path):
     script = """
     import os, time
     print('scratch kept:', os.path.exists(SCRATCH + '/ran'), flush=True)
@@ -150,7 +148,8 @@ def test_delete_pod_is_recreated_without_counting_a_failure(emulate):
     """
     emulator = emulate(job(script, backoff_limit=0), grace_period=1)
     emulator.start()
-    emulator.wait_until(lambda: "scratch kept" in emulator.logs("t-master-0"), timeout=30)
+    # the mark on the claim: its print and its mark in the emptyDir are done
+    emulator.wait_until((tmp_path / "pvc" / "shared" / "deleted").exists, timeout=30)
     emulator.delete_pod("t-master-0")
     assert emulator.wait(timeout=30) == "Succeeded"
     master = emulator.pods["t-master-0"]
@@ -169,19 +168,15 @@ def test_timeout_kills_everything(emulate):
 
 
 def test_command_line_runs_a_manifest_from_stdin(tmp_path):
-    manifest = yaml.safe_dump_all(job("print('hello from', os.environ['HOSTNAME'])"))
+    objects = job("print('hello from', os.environ['HOSTNAME'])")
     (tmp_path / "pvc" / "shared").mkdir(parents=True)
-    out = subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-",
-                          "--pvc-root", str(tmp_path / "pvc"), "--workspace", str(tmp_path / "ws"),
-                          "--timeout", "60"], input=manifest, cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    out = run_command_line(objects, "--pvc-root", str(tmp_path / "pvc"),
+                           "--workspace", str(tmp_path / "ws"), "--timeout", "60")
     assert out.returncode == 0, out.stderr
     assert "PyTorchJob t: Succeeded" in out.stdout
     assert (tmp_path / "ws" / "logs" / "t-master-0.log").read_text() == "hello from t-master-0\n"
 
-    out = subprocess.run([sys.executable, "-m", "tests.support.operator_emulator", "-",
-                          "--workspace", str(tmp_path / "ws2")], input=manifest, cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    out = run_command_line(objects, "--workspace", str(tmp_path / "ws2"))
     assert out.returncode == 1
     assert out.stderr.startswith("operator_emulator: error: t-master-0: PersistentVolumeClaim "
                                  "'shared' is neither in the manifest")
