@@ -1,122 +1,116 @@
 {{/*
-The pod template of every replica (Master and Worker share it), as in
-kctl/templates/pytorchjob.yaml.j2: the `pytorch` container with the operator's port, the config
-(ConfigMap), /work_dirs (claim or emptyDir), the optional data claim and a memory-backed /dev/shm;
-non-root, no privilege escalation, no capabilities.
+The pieces of the pod every kind runs, as in kctl/templates/_kubernetes.j2: the pod's metadata,
+placement and security context, the trainer container's security context and mounts, and the
+volumes (the config from the ConfigMap, /work_dirs on a claim or an emptyDir, the optional data
+claim, a memory-backed /dev/shm). Non-root, no privilege escalation, no capabilities. Each piece
+is a block without indentation; the kind's template indents it.
 */}}
-{{- define "kctl.podTemplate" -}}
-{{- $claim := include "kctl.workDirClaim" . -}}
+
+{{/* The pod template's metadata: the labels of every object, the pod annotations. */}}
+{{- define "kctl.podMetadata" -}}
 metadata:
   labels:
-    {{- include "kctl.labels" . | nindent 4 }}
-spec:
-  {{- with .Values.priorityClass }}
-  priorityClassName: {{ . | quote }}
-  {{- end }}
-  {{- with .Values.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: 1000
-    runAsGroup: 1000
-    fsGroup: 1000
-    seccompProfile:
-      type: RuntimeDefault
-  containers:
-  - name: pytorch
-    image: {{ printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) | quote }}
-    command: {{ include "kctl.command" . }}
-    env:
-    {{- /* identical nodes: torchrun computes the ranks, a restarted node cannot read stale ones
-           from the previous master's rendezvous store */}}
-    - name: TORCH_ELASTIC_WORKER_IDENTICAL
-      value: "1"
-    {{- if eq (int .Values.gpus) 0 }}
-    {{- /* CPU training: GPUs a runtime may show to pods that request none stay unused */}}
-    - name: CUDA_VISIBLE_DEVICES
-      value: ""
-    {{- with include "kctl.ompThreads" . }}
-    {{- /* the CPUs per process: the results of CPU training depend on the thread count */}}
-    - name: OMP_NUM_THREADS
-      value: {{ . | quote }}
+    {{- include "kctl.labels" . | trim | nindent 4 }}
+  {{- with .Values.podAnnotations }}
+  annotations:
+    {{- range $key, $value := . }}
+    {{ $key | quote }}: {{ $value | quote }}
     {{- end }}
-    {{- end }}
-    ports:
-    - name: pytorchjob-port
-      containerPort: 23456
-    {{- if or .Values.cpu .Values.memory (gt (int .Values.gpus) 0) }}
-    resources:
-      limits:
-        {{- with .Values.cpu }}
-        cpu: {{ . | quote }}
-        {{- end }}
-        {{- with .Values.memory }}
-        memory: {{ . | quote }}
-        {{- end }}
-        {{- if gt (int .Values.gpus) 0 }}
-        nvidia.com/gpu: {{ int .Values.gpus }}
-        {{- end }}
-      {{- if or .Values.cpu .Values.memory }}
-      requests:
-        {{- with .Values.cpu }}
-        cpu: {{ . | quote }}
-        {{- end }}
-        {{- with .Values.memory }}
-        memory: {{ . | quote }}
-        {{- end }}
-      {{- end }}
-    {{- end }}
-    securityContext:
-      allowPrivilegeEscalation: false
-      capabilities:
-        drop: ["ALL"]
-    volumeMounts:
-    {{- if not .Values.configInImage }}
-    - name: config
-      mountPath: /config
-      readOnly: true
-    {{- end }}
-    - name: work-dir
-      mountPath: /work_dirs
-    {{- if .Values.dataPvc }}
-    - name: data
-      mountPath: {{ .Values.dataMountPath | quote }}
-      readOnly: true
-    {{- end }}
-    - name: dshm
-      mountPath: /dev/shm
-  volumes:
-  {{- if not .Values.configInImage }}
-  - name: config
-    configMap:
-      name: {{ include "kctl.configMapName" . }}
-      items:
-      {{- range $path, $text := include "kctl.configFiles" . | fromJson }}
-      - key: {{ replace "/" "__" $path | quote }}
-        path: {{ $path | quote }}
-      {{- end }}
   {{- end }}
-  - name: work-dir
-  {{- if $claim }}
-    persistentVolumeClaim:
-      claimName: {{ $claim | quote }}
-  {{- else }}
-    emptyDir: {}
+{{- end -}}
+
+{{/* Where and as whom the pods run: ServiceAccount, pull secrets (names, or {name: ...} as in
+other charts), node selector, affinity, tolerations. */}}
+{{- define "kctl.podPlacement" -}}
+{{- with .Values.serviceAccount }}
+serviceAccountName: {{ . | quote }}
+{{- end }}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+- name: {{ if kindIs "map" . }}{{ .name | quote }}{{ else }}{{ . | quote }}{{ end }}
+{{- end }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- range $key, $value := . }}
+  {{ $key | quote }}: {{ $value | quote }}
   {{- end }}
-  {{- if .Values.dataPvc }}
-  - name: data
-    persistentVolumeClaim:
-      claimName: {{ .Values.dataPvc | quote }}
-      readOnly: true
-  {{- end }}
-  - name: dshm
-    emptyDir:
-      medium: Memory
-      sizeLimit: {{ .Values.shmSize | quote }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod's securityContext: non-root, the image's user (1000), RuntimeDefault seccomp. */}}
+{{- define "kctl.podSecurity" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 1000
+  runAsGroup: 1000
+  fsGroup: 1000
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{/* The trainer container's securityContext and volumeMounts. */}}
+{{- define "kctl.containerSecurityAndMounts" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  capabilities:
+    drop: ["ALL"]
+volumeMounts:
+{{- if not .Values.configInImage }}
+- name: config
+  mountPath: /config
+  readOnly: true
+{{- end }}
+- name: work-dir
+  mountPath: /work_dirs
+{{- if .Values.dataPvc }}
+- name: data
+  mountPath: {{ .Values.dataMountPath | quote }}
+  readOnly: true
+{{- end }}
+- name: dshm
+  mountPath: /dev/shm
+{{- end -}}
+
+{{/* The pod's volumes; called with (dict "root" $ "claim" CLAIM): /work_dirs is the claim CLAIM,
+or an emptyDir when it is empty. */}}
+{{- define "kctl.volumes" -}}
+{{- $root := .root -}}
+volumes:
+{{- if not $root.Values.configInImage }}
+- name: config
+  configMap:
+    name: {{ include "kctl.configMapName" $root | quote }}
+    items:
+    {{- range $path, $text := include "kctl.configFiles" $root | fromJson }}
+    - key: {{ replace "/" "__" $path | quote }}
+      path: {{ $path | quote }}
+    {{- end }}
+{{- end }}
+- name: work-dir
+{{- if .claim }}
+  persistentVolumeClaim:
+    claimName: {{ .claim | quote }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- if $root.Values.dataPvc }}
+- name: data
+  persistentVolumeClaim:
+    claimName: {{ $root.Values.dataPvc | quote }}
+    readOnly: true
+{{- end }}
+- name: dshm
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ $root.Values.shmSize | toString | quote }}
 {{- end -}}
