@@ -381,6 +381,11 @@ class KubernetesBackend(Backend):
         """The name a replica's pod will have, for a pod not created yet; ``-`` if unknown."""
         return "-"
 
+    def references(self, job: dict, namespace: str) -> list:
+        """What the job names but kctl does not create, to look up before submitting
+        (:class:`kctl.k8s.apply.Reference` s)."""
+        return []
+
     def summary(self, job: dict) -> list[tuple[str, str]]:
         """Extra ``kctl status`` summary rows (label, value) of this kind."""
         return []

@@ -169,6 +169,18 @@ class TrainJobBackend(KubernetesBackend):
                     return 0
         return 0
 
+    def references(self, job: dict, namespace: str) -> list:
+        """The runtime: the Trainer's webhook refuses a TrainJob whose runtime does not exist."""
+        from kctl.k8s import Resource
+        from kctl.k8s.apply import Reference
+
+        ref = (job.get("spec") or {}).get("runtimeRef") or {}
+        runtime_kind = ref.get("kind", "ClusterTrainingRuntime")
+        resource = Resource(runtime_kind.lower() + "s", GROUP, runtime_kind)
+        return [Reference(resource, ref.get("name"), "--runtime",
+                          None if runtime_kind == "ClusterTrainingRuntime" else namespace,
+                          self.version)]
+
     def summary(self, job: dict) -> list[tuple[str, str]]:
         ref = (job.get("spec") or {}).get("runtimeRef") or {}
         return [("Runtime:", f"{ref.get('kind', 'ClusterTrainingRuntime')}/{ref.get('name')}")]

@@ -162,6 +162,11 @@ def run(args) -> int:
             backend = choose_kind(cluster)
             _, dryrun = render(args, backend)
             _warn(dryrun)
+        else:
+            from kctl.k8s.discovery import serves
+
+            if not serves(cluster, backend):
+                raise KctlError(backend.install)
         name = backend.submit(dryrun, cluster)
         if args.output is None:
             sys.stdout.write(f"{backend.kind.lower()}.{backend.group}/{name} created\n")

@@ -21,9 +21,10 @@ that did not exist before).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 from kctl.errors import KctlError
-from kctl.k8s import CONFIGMAPS, PVCS, SECRETS, STORAGE_CLASSES
+from kctl.k8s import CONFIGMAPS, PVCS, SECRETS, STORAGE_CLASSES, Resource
 from kctl.k8s.cluster import Cluster
 from kctl.k8s.errors import ApiError, Op
 from kctl.k8s.jobs import delete_job
@@ -81,30 +82,67 @@ def create(cluster: Cluster, kind, objects: list[dict], namespace: str | None = 
     return created["metadata"]["name"]
 
 
+@dataclass(frozen=True)
+class Reference:
+    """An object a job names and needs, but does not create.
+
+    Args:
+        resource: Its kind.
+        name: Its name.
+        flag: The ``kctl train`` flag that named it, for the message.
+        namespace: Its namespace; ``None`` for a cluster-scoped kind.
+        version: The API version of a custom resource (built-in kinds are read with their own
+            client methods).
+    """
+
+    resource: Resource
+    name: str
+    flag: str
+    namespace: str | None = None
+    version: str = "v1"
+
+
 def check_references(cluster: Cluster, kind, objects: list[dict], namespace: str) -> None:
-    """Refuse objects that name a StorageClass or an image pull Secret the cluster does not have
-    (one line; nothing is created). A lookup RBAC forbids is skipped: the cluster will tell."""
-    wanted = [(STORAGE_CLASSES, None, o["spec"]["storageClassName"], "--storage-class")
+    """Refuse objects that name what the cluster does not have (one line; nothing is created):
+    the StorageClass of a claim kctl creates, the pods' image pull Secrets, and what the job's
+    backend names (:meth:`~kctl.backends.kubernetes.KubernetesBackend.references`, e.g. a
+    TrainJob's runtime). A lookup RBAC forbids is skipped: the cluster will tell."""
+    wanted = [Reference(STORAGE_CLASSES, o["spec"]["storageClassName"], "--storage-class")
               for o in objects if o.get("kind") == "PersistentVolumeClaim"
               and (o.get("spec") or {}).get("storageClassName")]
     job = next(o for o in objects if o.get("kind") == kind.kind)
     secrets = {s["name"] for spec in kind.pod_specs(job) for s in spec.get("imagePullSecrets") or []}
-    wanted += [(SECRETS, namespace, name, "--image-pull-secret") for name in sorted(secrets)]
-    for resource, ns, name, flag in wanted:
-        read = (cluster.storage.read_storage_class if resource is STORAGE_CLASSES
-                else cluster.core.read_namespaced_secret)
-        args = (name,) if ns is None else (name, ns)
+    wanted += [Reference(SECRETS, name, "--image-pull-secret", namespace)
+               for name in sorted(secrets)]
+    wanted += kind.references(job, namespace)
+    for ref in wanted:
         try:
-            found = cluster.call(read, *args, op=Op("get", resource, ns, name), missing_ok=True)
+            found = _read(cluster, ref)
         except ApiError as err:
             if err.status == 403:
                 continue
             raise
         if found is None:
-            where = f' in namespace "{ns}"' if ns else ""
-            listing = (f"kubectl get {resource.plural}" + (f" -n {ns}" if ns else ""))
-            raise KctlError(f'{resource.kind} "{name}" ({flag}) does not exist{where} (see: '
-                            f"{listing}); nothing was created")
+            where = f' in namespace "{ref.namespace}"' if ref.namespace else ""
+            listing = f"kubectl get {ref.resource.qualified}" + (
+                f" -n {ref.namespace}" if ref.namespace else "")
+            raise KctlError(f'{ref.resource.kind} "{ref.name}" ({ref.flag}) does not exist'
+                            f"{where} (see: {listing}); nothing was created")
+
+
+def _read(cluster: Cluster, ref: Reference) -> dict | None:
+    """The referenced object, or ``None`` where it does not exist."""
+    res, ns, name = ref.resource, ref.namespace, ref.name
+    op = Op("get", res, ns, name)
+    if res is SECRETS:
+        return cluster.call(cluster.core.read_namespaced_secret, name, ns, op=op, missing_ok=True)
+    if res is STORAGE_CLASSES:
+        return cluster.call(cluster.storage.read_storage_class, name, op=op, missing_ok=True)
+    if ns is None:
+        return cluster.call(cluster.custom.get_cluster_custom_object, res.group, ref.version,
+                            res.plural, name, op=op, missing_ok=True)
+    return cluster.call(cluster.custom.get_namespaced_custom_object, res.group, ref.version, ns,
+                        res.plural, name, op=op, missing_ok=True)
 
 
 def _sort(job_kind: str, objects: list[dict]) -> tuple[dict, list[dict], list[dict]]:

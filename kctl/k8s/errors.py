@@ -90,6 +90,8 @@ def _message(err, op: Op, cluster) -> str:
     if code == 401:
         return (f"the API server {cluster.server} rejected kctl's credentials (401 Unauthorized): "
                 f'log in again or refresh the token of context "{cluster.context}"')
+    if code == 403 and "admission webhook" in message and "denied the request" in message:
+        return f'the cluster refused {res.kind} "{name}": {message}'
     if code == 403:
         target = f'{res.qualified} "{name}"' if name and op.verb != "create" else res.qualified
         return (f"forbidden: you may not {op.verb} {target}{where} (RBAC); ask a cluster admin "

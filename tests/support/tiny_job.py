@@ -238,47 +238,10 @@ def helm_manifest(helm: Path, release: str, folder: Path) -> list[dict]:
 
 
 def trainjob_manifest(name: str) -> list[dict]:
-    """The tiny job as a TrainJob (Kubeflow Trainer v2.3.0) of the shape ``kctl train --kind
-    TrainJob --nodes 2 --gpus 0 --cpu 1 --work-dir-pvc shared`` is to render, written here until
-    kctl renders it: the ConfigMap, image, trainer command, resources and env of
-    :func:`train_manifest` (the renderers share them), in a TrainJob of 2 nodes of one CPU rank
-    each against ``torch-distributed``, the volumes, labels and security context set through a
-    runtime patch."""
-    objects = train_manifest(name)
-    config_map = next(o for o in objects if o["kind"] == "ConfigMap")
-    pod_spec = job_of(objects)["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
-    rendered = pod_spec["containers"][0]
-    items = next(v for v in pod_spec["volumes"] if v["name"] == "config")["configMap"]["items"]
-    labels = config_map["metadata"]["labels"]
-    node_pod = {
-        "metadata": {"labels": labels},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                                "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [
-                {"name": "config", "configMap": {"name": f"{name}-config", "items": items}},
-                {"name": "work-dir", "persistentVolumeClaim": {"claimName": "shared"}},
-                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}],
-            "containers": [{
-                "name": "node",
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True},
-                                 {"name": "work-dir", "mountPath": "/work_dirs"},
-                                 {"name": "dshm", "mountPath": "/dev/shm"}]}]}}
-    trainjob = {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "runtimeRef": {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
-                           "name": "torch-distributed"},
-            "trainer": {"image": rendered["image"], "command": rendered["command"],
-                        "numNodes": 2, "numProcPerNode": 1,
-                        "resourcesPerNode": rendered["resources"], "env": rendered["env"]},
-            "runtimePatches": [{"manager": "kctl.dev/kctl", "trainingRuntimeSpec": {
-                "template": {"spec": {"replicatedJobs": [{
-                    "name": "node", "template": {"spec": {"template": node_pod}}}]}}}}]}}
-    return [config_map, trainjob]
+    """The tiny job as a TrainJob (Kubeflow Trainer v2.3.0): ``kctl train --kind TrainJob`` with
+    the flags of :func:`train_manifest`, 2 nodes of one CPU rank each against
+    ``torch-distributed``."""
+    return train_manifest(name, "--kind", "TrainJob")
 
 
 def job_of(objects: list[dict]) -> dict:
