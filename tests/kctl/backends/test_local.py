@@ -141,8 +141,10 @@ def test_a_failed_rank_is_restarted_with_every_rank(stub, code):
 
 
 def test_restarts_run_out(stub):
+    # the ranks stay up 3 s, so that rank 1 has printed its start line before rank 0's exit
+    # stops it (under load a Python start can take longer than rank 0's immediate exit)
     run = Watched.kctl("run", "cfg.py", "--gpus", "2", "--max-restarts", "1",
-                       env=launch_env(STUB_EXIT_RANK_0="143"), cwd=stub)
+                       env=launch_env(STUB_EXIT_RANK_0="143", STUB_SLEEP="3"), cwd=stub)
     assert run.wait(120) == 143, run.output
     assert sorted(m[2] for m in run.matches(START_LINE)) == ["0", "0", "1", "1"]
     assert "Traceback" not in run.output

@@ -195,11 +195,14 @@ def test_rendered_mounts_items_and_paths(emulate, tmp_path):
         assert (REPO / "configs" / item["path"]).read_text() == config_map["data"][item["key"]]
     assert master.local_path(config_arg) in master.argv
 
-    # the work dir is on the claim, shared by both pods; emptyDirs are each pod's own
+    # the work dir is on the claim for the Master alone (rank 0 reads and writes checkpoints);
+    # the Worker's is an emptyDir of its own, as are both pods' /dev/shm
     work_dir = container["command"][container["command"].index("--work-dir") + 1]
     claim = volumes["work-dir"]["persistentVolumeClaim"]["claimName"]
     local_work_dir = tmp_path / "pvc" / claim / work_dir[len(mounts["work-dir"]) + 1:]
-    assert str(local_work_dir) in master.argv and str(local_work_dir) in worker.argv
+    assert str(local_work_dir) in master.argv and str(local_work_dir) not in worker.argv
+    worker_work_dir = worker.local_path(work_dir)
+    assert worker_work_dir in worker.argv and not worker_work_dir.startswith(str(tmp_path / "pvc"))
     shm = mounts["dshm"]
     assert master.local_path(shm) != worker.local_path(shm)
     # the image's working directory and HOME are the container's own, not this machine's
