@@ -321,9 +321,9 @@ def test_an_error_that_outlives_the_retries_fails_that_check(healthy, run_kctl, 
     healthy.inject(500, path="^/api/v1/nodes", method="GET", times=10)
     result = run_kctl("doctor")
     assert result.code == 1
-    assert _line(result, "GPUs") == (
-        "✗ GPUs           cannot list nodes across all namespaces: Internal error occurred: "
-        "injected fault (500 InternalError)")
+    gpus = _line(result, "GPUs")
+    assert gpus.startswith("✗ GPUs           cannot list nodes ")
+    assert gpus.endswith(": Internal error occurred: injected fault (500 InternalError)")
     assert _line(result, "Storage").startswith("✓ Storage ")  # the other checks go on
 
 
