@@ -14,6 +14,7 @@ Modules:
     pods: a pod's containers, status and events, as kubectl shows them.
     status: what ``kctl status`` prints.
     logs: what ``kctl logs`` prints, following restarted and recreated pods.
+    doctor: the checks of ``kctl doctor`` (can a job run here, and what to fix).
 """
 
 from __future__ import annotations

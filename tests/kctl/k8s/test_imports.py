@@ -19,12 +19,13 @@ def _imported_after(code: str) -> list[str]:
 def test_help_does_not_import_kubernetes():
     code = ("from kctl.cli import main\n"
             "for argv in (['--help'], ['list', '--help'], ['status', '--help'], "
-            "['logs', '--help'], ['delete', '--help']):\n"
+            "['logs', '--help'], ['delete', '--help'], ['doctor', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass")
     assert _imported_after(code) == "[]"
 
 
 def test_k8s_modules_import_kubernetes_only_when_called():
-    code = "import kctl.k8s.apply, kctl.k8s.cluster, kctl.k8s.logs, kctl.k8s.status"
+    code = ("import kctl.k8s.apply, kctl.k8s.cluster, kctl.k8s.doctor, kctl.k8s.logs, "
+            "kctl.k8s.status")
     assert _imported_after(code) == "[]"
     assert _imported_after(code + "\nimport kubernetes") == "['kubernetes']"  # the check works
