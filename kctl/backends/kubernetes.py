@@ -177,6 +177,8 @@ class KubernetesBackend(Backend):
     container: str = ""
     #: How to install the operator serving this kind (one line, for "not installed" errors).
     install: str = ""
+    #: What Pod Security ``restricted`` rejects of this kind's pods (``kctl doctor``), if any.
+    restricted_rejects: str = ""
 
     @property
     def name(self) -> str:  # the backend's name, as for the other targets
@@ -380,6 +382,13 @@ class KubernetesBackend(Backend):
     def expected_pod_name(self, name: str, replica: str) -> str:
         """The name a replica's pod will have, for a pod not created yet; ``-`` if unknown."""
         return "-"
+
+    def installation(self, cluster) -> tuple[str, str]:
+        """``kctl doctor``'s mark and line for this kind, whose CRD the cluster serves: is what
+        serves it fit for what kctl renders?"""
+        from kctl.k8s.doctor import OK
+
+        return OK, f"{self.api_version} served"
 
     def references(self, job: dict, namespace: str) -> list:
         """What the job names but kctl does not create, to look up before submitting

@@ -94,6 +94,11 @@ class PyTorchJobBackend(KubernetesBackend):
     plural = "pytorchjobs"
     container = CONTAINER_NAME
     template = "pytorchjob.yaml.j2"
+    #: The training operator v1 adds to every Worker pod an init container without a
+    #: securityContext (``initcontainer.go``).
+    restricted_rejects = ("rejects the Worker pods of a multi-node PyTorchJob (the training "
+                          "operator v1 gives them an init container, init-pytorch, without "
+                          "allowPrivilegeEscalation: false and capabilities.drop: [ALL])")
     name_limit_why = "the operator's <name>-worker-<i> Services must stay within 63"
     install = ("the PyTorchJob CRD (kubeflow.org/v1) is not installed: install the Kubeflow "
                "training-operator v1.9 (kubectl apply --server-side -k "

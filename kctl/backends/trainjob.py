@@ -29,6 +29,8 @@ What differs from a PyTorchJob (see ``docs/kubernetes.md``, "From PyTorchJob to 
 
 from __future__ import annotations
 
+import re
+
 from kctl.backends.kubernetes import GPU_RESOURCE, KubernetesBackend
 from kctl.job import Job
 from kctl.options import Settings
@@ -42,6 +44,12 @@ CONTAINER_NAME = "node"
 
 #: ``runtimePatches[].manager``: who wrote the patch (a domain-prefixed path).
 MANAGER = "kctl.dev/kctl"
+
+#: Kubeflow Trainer's version probe (Trainer >= v2.2; readable by every authenticated user):
+#: namespace, ConfigMap and key. Without it the Trainer is v2.1 or older.
+TRAINER_VERSION = ("kubeflow-system", "kubeflow-trainer-public", "kubeflow_trainer_version")
+#: The oldest Trainer whose TrainJobs kctl renders (v2.3: ``runtimePatches``, per-key resources).
+TRAINER_MIN = (2, 3)
 
 #: Labels the JobSet and the Job controller put on the pods.
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
@@ -180,6 +188,50 @@ class TrainJobBackend(KubernetesBackend):
         return [Reference(resource, ref.get("name"), "--runtime",
                           None if runtime_kind == "ClusterTrainingRuntime" else namespace,
                           self.version)]
+
+    def installation(self, cluster) -> tuple[str, str]:
+        """Kubeflow Trainer: its version (the probe ConfigMap; none: v2.1 or older) must be at
+        least :data:`TRAINER_MIN`, and kctl's default runtime (a ClusterTrainingRuntime) must exist
+        (``kctl doctor``'s marks: ``WARN`` where RBAC hides a fact)."""
+        from kctl.k8s import CONFIGMAPS, Resource
+        from kctl.k8s.doctor import FAIL, OK, WARN, cannot_tell, forbidden, listed
+        from kctl.k8s.errors import ApiError, Op
+        from kctl.options import DEFAULT_RUNTIME, RUNTIME_KINDS
+
+        namespace, name, key = TRAINER_VERSION
+        where = f"ConfigMap {namespace}/{name}"
+        try:
+            probe = cluster.call(cluster.core.read_namespaced_config_map, name, namespace,
+                                 op=Op("get", CONFIGMAPS, namespace, name), missing_ok=True)
+        except ApiError as err:
+            if not forbidden(err):
+                raise
+            mark, release = WARN, f"Trainer version unknown (you may not read {where})"
+        else:
+            version = ((probe or {}).get("data") or {}).get(key)  # none: v2.1 or older
+            mark = OK
+            release = f"Trainer {version}" if version else f"Trainer v2.1 or older (no {where})"
+            if tuple(int(n) for n in re.findall(r"\d+", version or "2.1")[:2]) < TRAINER_MIN:
+                # The install hint reads "<what is missing>: install ...": the fix is its 2nd part.
+                upgrade = self.install.partition(": ")[2] or self.install
+                return FAIL, (f"{self.api_version} served, {release}: kctl renders TrainJobs for "
+                              f"Trainer v{TRAINER_MIN[0]}.{TRAINER_MIN[1]}; {upgrade}")
+        text = f"{self.api_version} served, {release}"
+        runtime_kind = RUNTIME_KINDS[0]  # ClusterTrainingRuntime
+        runtimes = Resource(runtime_kind.lower() + "s", self.group, runtime_kind)
+        try:
+            reply = cluster.call(cluster.custom.list_cluster_custom_object, self.group,
+                                 self.version, runtimes.plural, op=Op("list", runtimes, None))
+        except ApiError as err:
+            if not forbidden(err):
+                raise
+            return WARN, f"{text}; runtimes: {cannot_tell('list', runtimes)}"
+        found = sorted(r["metadata"]["name"] for r in reply.get("items") or [])
+        if DEFAULT_RUNTIME not in found:
+            return FAIL, (f'{text}, no {runtime_kind} "{DEFAULT_RUNTIME}" (kctl\'s default): '
+                          "install the Trainer's runtimes (manifests/overlays/runtimes, same "
+                          f"version), or pass --runtime NAME (here: {listed(found) or 'none'})")
+        return mark, f"{text}, runtimes: {listed(found)}"
 
     def summary(self, job: dict) -> list[tuple[str, str]]:
         ref = (job.get("spec") or {}).get("runtimeRef") or {}

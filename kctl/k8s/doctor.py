@@ -13,14 +13,15 @@ check's name and one line of text that carries the fix when something is wrong. 
 - ``-`` information: an operator that is not installed while another one works, Kueue.
 
 Which kinds there are, and their API group, version, plural and install hint, come from the
-backends (:class:`kctl.backends.kubernetes.KubernetesBackend`). Two checks know a kind, because
-only that kind has the fact: the Trainer's version and runtimes (TrainJob) and the init container
-the training operator v1 adds to a PyTorchJob's Workers (:data:`RESTRICTED_REJECTS`).
+backends (:class:`kctl.backends.kubernetes.KubernetesBackend`), and so do the facts only one kind
+has: whether what serves it is fit for what kctl renders (``installation``: the Trainer's version
+and runtimes for TrainJobs) and what Pod Security ``restricted`` rejects of it
+(``restricted_rejects``: the init container the training operator v1 adds to a PyTorchJob's
+Workers).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -42,12 +43,6 @@ NAMESPACES = Resource("namespaces", "", "Namespace")
 ACCESS_REVIEWS = Resource("selfsubjectaccessreviews", "authorization.k8s.io",
                           "SelfSubjectAccessReview")
 
-#: Kubeflow Trainer's version probe (Trainer >= v2.2; readable by every authenticated user):
-#: namespace, ConfigMap and key. Without it the Trainer is v2.1 or older.
-TRAINER_VERSION = ("kubeflow-system", "kubeflow-trainer-public", "kubeflow_trainer_version")
-#: The oldest Trainer whose TrainJobs kctl renders (v2.3: ``runtimePatches``, per-key resources).
-TRAINER_MIN = (2, 3)
-
 #: Kueue's API group; LocalQueues are read at the version the cluster prefers.
 KUEUE_GROUP = "kueue.x-k8s.io"
 
@@ -68,13 +63,6 @@ RWX_PROVISIONERS = (
 
 #: The namespace label that sets the Pod Security level pods must meet.
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
-#: What Pod Security ``restricted`` rejects, by kind: the training operator v1 adds to every
-#: Worker pod an init container without a securityContext (``initcontainer.go``).
-RESTRICTED_REJECTS = {
-    "PyTorchJob": ("rejects the Worker pods of a multi-node PyTorchJob (the training operator v1 "
-                   "gives them an init container, init-pytorch, without allowPrivilegeEscalation: "
-                   "false and capabilities.drop: [ALL])"),
-}
 
 #: At most this many names are listed in one line (runtimes, queues, classes).
 MAX_NAMES = 5
@@ -129,18 +117,18 @@ def _guarded(name: str, check, *args):
         return Check(FAIL, name, str(err))
 
 
-def _forbidden(err: KctlError) -> bool:
+def forbidden(err: KctlError) -> bool:
     return isinstance(err, ApiError) and err.status == 403
 
 
-def _cannot_tell(verb: str, resource: Resource, namespace: str | None = None) -> str:
+def cannot_tell(verb: str, resource: Resource, namespace: str | None = None) -> str:
     where = f' in "{namespace}"' if namespace else ""
     flag = f" -n {namespace}" if namespace else ""
     return (f"cannot tell: you may not {verb} {resource.qualified}{where} (RBAC; check: kubectl "
             f"auth can-i {verb} {resource.qualified}{flag})")
 
 
-def _listed(items) -> str:
+def listed(items) -> str:
     items = list(items)
     more = f" (+{len(items) - MAX_NAMES} more)" if len(items) > MAX_NAMES else ""
     return ", ".join(items[:MAX_NAMES]) + more
@@ -167,7 +155,8 @@ def api_server(cluster: Cluster) -> Check:
 
 def job_kinds(cluster: Cluster, kinds) -> tuple[list[Check], list, list]:
     """One line per job kind: is its CRD served, and is what serves it fit for what kctl
-    renders (:data:`KIND_CHECKS`). Returns the lines, the usable kinds and the served ones.
+    renders (the backend's ``installation``). Returns the lines, the usable kinds and the served
+    ones.
 
     A kind that is not installed, or not usable, only informs or warns while another kind is
     usable; when none is, every kind's line fails."""
@@ -179,7 +168,7 @@ def job_kinds(cluster: Cluster, kinds) -> tuple[list[Check], list, list]:
             if not served:
                 found.append((kind, False, FAIL, kind.install))
                 continue
-            found.append((kind, True, *KIND_CHECKS.get(kind.kind, _served)(cluster, kind)))
+            found.append((kind, True, *kind.installation(cluster)))
         except KctlError as err:
             found.append((kind, served, FAIL, str(err)))
     usable = [kind for kind, _, mark, _ in found if mark != FAIL]
@@ -189,56 +178,6 @@ def job_kinds(cluster: Cluster, kinds) -> tuple[list[Check], list, list]:
     return lines, usable, [kind for kind, served, _, _ in found if served]
 
 
-def _served(cluster: Cluster, kind) -> tuple[str, str]:
-    return OK, f"{kind.api_version} served"
-
-
-def trainer(cluster: Cluster, kind) -> tuple[str, str]:
-    """Kubeflow Trainer: its version (the probe ConfigMap; none: v2.1 or older) must be at least
-    :data:`TRAINER_MIN`, and kctl's default runtime (a ClusterTrainingRuntime) must exist.
-    Returns the mark (:data:`WARN` where RBAC hides a fact) and the text."""
-    from kctl.options import DEFAULT_RUNTIME, RUNTIME_KINDS
-
-    namespace, name, key = TRAINER_VERSION
-    where = f"ConfigMap {namespace}/{name}"
-    try:
-        probe = cluster.call(cluster.core.read_namespaced_config_map, name, namespace,
-                             op=Op("get", CONFIGMAPS, namespace, name), missing_ok=True)
-    except ApiError as err:
-        if not _forbidden(err):
-            raise
-        mark, release = WARN, f"Trainer version unknown (you may not read {where})"
-    else:
-        version = ((probe or {}).get("data") or {}).get(key)  # none: v2.1 or older
-        mark = OK
-        release = f"Trainer {version}" if version else f"Trainer v2.1 or older (no {where})"
-        if tuple(int(n) for n in re.findall(r"\d+", version or "2.1")[:2]) < TRAINER_MIN:
-            # The install hint reads "<what is missing>: install ...": the fix is its second part.
-            upgrade = kind.install.partition(": ")[2] or kind.install
-            return FAIL, (f"{kind.api_version} served, {release}: kctl renders TrainJobs for "
-                          f"Trainer v{TRAINER_MIN[0]}.{TRAINER_MIN[1]}; {upgrade}")
-    text = f"{kind.api_version} served, {release}"
-    runtime_kind = RUNTIME_KINDS[0]  # ClusterTrainingRuntime
-    runtimes = Resource(runtime_kind.lower() + "s", kind.group, runtime_kind)
-    try:
-        reply = cluster.call(cluster.custom.list_cluster_custom_object, kind.group, kind.version,
-                             runtimes.plural, op=Op("list", runtimes, None))
-    except ApiError as err:
-        if not _forbidden(err):
-            raise
-        return WARN, f"{text}; runtimes: {_cannot_tell('list', runtimes)}"
-    found = sorted(r["metadata"]["name"] for r in reply.get("items") or [])
-    if DEFAULT_RUNTIME not in found:
-        return FAIL, (f'{text}, no {runtime_kind} "{DEFAULT_RUNTIME}" (kctl\'s default): '
-                      "install the Trainer's runtimes (manifests/overlays/runtimes, same "
-                      f"version), or pass --runtime NAME (here: {_listed(found) or 'none'})")
-    return mark, f"{text}, runtimes: {_listed(found)}"
-
-
-#: Checks of a served kind beyond its CRD, by kind: ``(cluster, kind) -> (mark, text)``.
-KIND_CHECKS = {"TrainJob": trainer}
-
-
 def gpus(cluster: Cluster) -> Check:
     """Ready nodes with allocatable ``nvidia.com/gpu``, and how many GPUs they offer."""
     from kctl.backends.kubernetes import GPU_RESOURCE
@@ -246,9 +185,9 @@ def gpus(cluster: Cluster) -> Check:
     try:
         nodes = cluster.call(cluster.core.list_node, op=Op("list", NODES, None)).get("items")
     except ApiError as err:
-        if not _forbidden(err):
+        if not forbidden(err):
             raise
-        return Check(WARN, GPUS, _cannot_tell("list", NODES))
+        return Check(WARN, GPUS, cannot_tell("list", NODES))
     counts, not_ready = [], 0
     for node in nodes or []:
         status = node.get("status") or {}
@@ -282,9 +221,9 @@ def storage_classes(cluster: Cluster) -> list[dict] | Check:
         return cluster.call(cluster.storage.list_storage_class,
                             op=Op("list", STORAGE_CLASSES, None)).get("items") or []
     except ApiError as err:
-        if not _forbidden(err):
+        if not forbidden(err):
             raise
-        return Check(WARN, STORAGE, _cannot_tell("list", STORAGE_CLASSES))
+        return Check(WARN, STORAGE, cannot_tell("list", STORAGE_CLASSES))
 
 
 def _provisioned(storage_class: dict) -> str:
@@ -310,7 +249,7 @@ def default_storage_class(classes: list[dict]) -> Check:
                                         "or ask a cluster admin for a default StorageClass")
         return Check(FAIL, STORAGE, f"no default StorageClass, so the work-dir claim kctl creates "
                                     f"would stay Pending: pass --storage-class CLASS (here: "
-                                    f"{_listed(c['metadata']['name'] for c in classes)}) or "
+                                    f"{listed(c['metadata']['name'] for c in classes)}) or "
                                     "--work-dir-pvc CLAIM, or ask a cluster admin to mark a "
                                     "class default")
     more = f" (the newest of {len(defaults)} marked default)" if len(defaults) > 1 else ""
@@ -332,11 +271,11 @@ def read_write_many(classes: list[dict]) -> Check:
         return Check(OK, RWX, f"the default StorageClass {_provisioned(default)} likely offers "
                               "it (a guess from its provisioner)")
     if shared:
-        listed = ", ".join(map(_provisioned, shared[:MAX_NAMES]))
-        return Check(OK, RWX, f"{listed} likely offer{'s' if len(shared) == 1 else ''} it (a "
+        offering = ", ".join(map(_provisioned, shared[:MAX_NAMES]))
+        return Check(OK, RWX, f"{offering} likely offer{'s' if len(shared) == 1 else ''} it (a "
                               "guess from the provisioner); for a multi-node TrainJob pass "
                               f"--storage-class {shared[0]['metadata']['name']}")
-    provisioners = _listed(sorted({c.get("provisioner", "?") for c in classes}))
+    provisioners = listed(sorted({c.get("provisioner", "?") for c in classes}))
     guess = f"a guess from the provisioners: {provisioners}" if classes else "no StorageClass"
     return Check(WARN, RWX, f"no StorageClass known to offer it ({guess}): a multi-node TrainJob "
                             "needs it (--storage-class CLASS of a class that offers it, or "
@@ -359,20 +298,21 @@ def kueue(cluster: Cluster) -> Check:
         reply = cluster.call(cluster.custom.list_namespaced_custom_object, KUEUE_GROUP, version,
                              namespace, queues.plural, op=Op("list", queues, namespace))
     except ApiError as err:
-        if not _forbidden(err):
+        if not forbidden(err):
             raise
-        return Check(INFO, KUEUE, _cannot_tell("list", queues, namespace))
+        return Check(INFO, KUEUE, cannot_tell("list", queues, namespace))
     found = [f'{q["metadata"]["name"]} (ClusterQueue {(q.get("spec") or {}).get("clusterQueue")})'
              for q in reply.get("items") or []]
     if not found:
         return Check(INFO, KUEUE, f'installed, no LocalQueue in namespace "{namespace}" '
                                   "(--queue needs one; a cluster admin creates it)")
-    return Check(OK, KUEUE, f'LocalQueues in "{namespace}": {_listed(found)}; pass --queue NAME')
+    return Check(OK, KUEUE, f'LocalQueues in "{namespace}": {listed(found)}; pass --queue NAME')
 
 
 def pod_security(cluster: Cluster, served) -> Check:
     """The namespace's Pod Security ``enforce`` level, and what it rejects of the served kinds
-    (``restricted``: :data:`RESTRICTED_REJECTS`). A namespace that does not exist fails."""
+    (``restricted``: each backend's ``restricted_rejects``). A namespace that does not exist
+    fails."""
     namespace = cluster.namespace
     try:
         found = cluster.call(cluster.core.read_namespace, namespace,
@@ -380,7 +320,7 @@ def pod_security(cluster: Cluster, served) -> Check:
     except ApiError as err:
         if err.status == 404:
             return Check(FAIL, POD_SECURITY, str(err))
-        if not _forbidden(err):
+        if not forbidden(err):
             raise
         return Check(WARN, POD_SECURITY, f'cannot tell: you may not get namespace "{namespace}" '
                                          f"(RBAC; check: kubectl auth can-i get namespace/"
@@ -389,10 +329,10 @@ def pod_security(cluster: Cluster, served) -> Check:
     if level is None:
         return Check(OK, POD_SECURITY, f'namespace "{namespace}" has no {ENFORCE_LABEL} label '
                                        "(the cluster's default applies, privileged unless set)")
-    rejects = [RESTRICTED_REJECTS[k.kind] for k in served if k.kind in RESTRICTED_REJECTS]
+    rejects = [k.restricted_rejects for k in served if k.restricted_rejects]
     if level != "restricted" or not rejects:
         return Check(OK, POD_SECURITY, f'namespace "{namespace}" enforces {level}')
-    others = [k.kind for k in served if k.kind not in RESTRICTED_REJECTS]
+    others = [k.kind for k in served if not k.restricted_rejects]
     instead = f", --kind {others[0]}" if others else ""
     return Check(WARN, POD_SECURITY, f'namespace "{namespace}" enforces restricted, which '
                                      f"{'; '.join(rejects)}: run one node{instead}, or use a "
