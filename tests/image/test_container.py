@@ -74,6 +74,23 @@ def test_resume_continues_in_a_second_container(podman, trainer_image, work_dir)
     assert (work_dir / "resnet18_1xb64_digits" / "epoch_2.pth").is_file()
 
 
+def test_torchrun_pod_trains_two_ranks_with_a_read_only_root(podman, trainer_image, work_dir):
+    """What a PyTorchJob's pod gets from the operator: torchrun and its workers (which write
+    their own files under /tmp) run with the same read-only root."""
+    pet = {"PET_NNODES": "1", "PET_NPROC_PER_NODE": "2", "PET_NODE_RANK": "0",
+           "PET_MASTER_ADDR": "localhost", "PET_MASTER_PORT": "23456"}
+    proc = podman.run_container(
+        trainer_image, [DIGITS, "--cfg-options", "train_cfg.max_epochs=1", *SMALL], env=pet,
+        **pod(work_dir))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == ("kctl-entrypoint: launcher=pytorch nodes=1 "
+                                           "procs_per_node=2 node_rank=0 master=localhost:23456")
+    hashes = {line.split()[1]: line.split("=")[-1]
+              for line in lines_with(proc.stdout, "final_weights_sha256=")}
+    assert sorted(hashes) == ["rank=0", "rank=1"] and len(set(hashes.values())) == 1
+    assert (work_dir / "resnet18_1xb64_digits" / "epoch_1.pth").is_file()
+
+
 def _logs(podman, name: str) -> str:
     proc = podman("logs", name)
     return proc.stdout + proc.stderr
