@@ -7,6 +7,7 @@ import tempfile
 pytest_plugins = [
     "tests.support.fake_apiserver",
     "tests.support.helm",
+    "tests.support.podman",
     "tests.support.slurm",
     "tests.support.trainer_runtime",
     "tests.support.tiny_job",

@@ -46,7 +46,8 @@ def test_base_image_is_a_pinned_cuda_pytorch_and_torch_version_is_checked():
 
 
 def test_install_uses_the_constraints_file_and_extra_the_readme_uses():
-    (install,) = [r for r in _all("RUN") if "'.[trainer]'" in r]
+    assert dict(a.split("=", 1) for a in _all("ARG") if "=" in a)["EXTRAS"] == "trainer"
+    (install,) = [r for r in _all("RUN") if '".[${EXTRAS}]"' in r]
     assert "pip install" in install and "-c constraints.txt" in install
     readme = ROOT / "README.md"
     if readme.is_file():  # the README's own install line names the same file and extra
@@ -77,6 +78,14 @@ def test_runs_as_a_numeric_non_root_user_with_the_image_entrypoint():
     assert _all("ENTRYPOINT") == ['["kctl-entrypoint"]']
     assert "image/entrypoint.py /usr/local/bin/kctl-entrypoint" in " ".join(_all("COPY"))
     assert _all("CMD") == ['["configs/resnet/resnet18_1xb64_digits.py"]']
+
+
+def test_pip_index_and_certificates_come_from_build_secrets_only():
+    """Neither is an ARG or ENV (both would be stored in the image); pipefail stays on."""
+    assert not [a for a in _all("ARG") + _all("ENV") if re.search(r"PIP_(INDEX_URL|CERT)", a)]
+    (install,) = [r for r in _all("RUN") if "PIP_INDEX_URL" in r]
+    assert install.startswith("--mount=type=secret,id=pip-ca --mount=type=secret,id=pip-index-url ")
+    assert _all("SHELL") == ['["/bin/bash", "-o", "pipefail", "-c"]']
 
 
 def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
