@@ -6,7 +6,8 @@ inherits from (mounted read-only at :data:`CONFIG_MOUNT` with the tree's relativ
 trainer CONFIG --launcher pytorch --work-dir /work_dirs/<name> --resume [TRAINER_ARGS]``.
 ``torchrun`` gets no topology flags: it reads the operator's ``PET_*`` variables, so the manifest
 states the topology once. The pods run as uid :data:`RUN_AS_USER`, with work_dir, an optional
-read-only data claim and a memory-backed ``/dev/shm``.
+read-only data claim and a memory-backed ``/dev/shm``, on a read-only root filesystem (``/tmp`` is
+an emptyDir: the image keeps its caches there).
 
 :class:`KubernetesBackend` computes all of that (:meth:`~KubernetesBackend.pod`), submits
 (validate, then create through :func:`kctl.k8s.apply.create`) and operates jobs: ``describe``,
@@ -37,6 +38,9 @@ from kctl.validate.metadata import dns1123_label_error
 CONFIG_MOUNT = "/config"
 WORK_DIR_MOUNT = "/work_dirs"
 SHM_MOUNT = "/dev/shm"
+#: The root filesystem is read-only; the image points the caches of PyTorch, mmengine and
+#: matplotlib (``XDG_CACHE_HOME``, ``MPLCONFIGDIR``) here, an emptyDir.
+TMP_MOUNT = "/tmp"
 
 #: Non-root user, group and fsGroup (so the work-dir claim is writable); the image's user.
 RUN_AS_USER = 1000
@@ -155,7 +159,7 @@ def batch_size_warning(job: Job) -> str | None:
 
 def _check_data_mount(mount: str) -> None:
     path = PurePosixPath(mount)
-    for taken in (CONFIG_MOUNT, WORK_DIR_MOUNT, SHM_MOUNT):
+    for taken in (CONFIG_MOUNT, WORK_DIR_MOUNT, SHM_MOUNT, TMP_MOUNT):
         taken_path = PurePosixPath(taken)
         if path == taken_path or taken_path in path.parents or path in taken_path.parents:
             raise UsageError(f"--data-pvc mount path {mount} overlaps {taken}, where kctl "
@@ -291,6 +295,7 @@ class KubernetesBackend(Backend):
             work_dir_claim=self.work_dir(job, settings, labels, warnings),
             data_pvc=settings.data_pvc,
             shm_mount=SHM_MOUNT,
+            tmp_mount=TMP_MOUNT,
             shm_size=settings.shm_size,
         )
 

@@ -107,7 +107,7 @@ NAME_PATTERN = "'^([a-z]([-a-z0-9]*[a-z0-9])?)?$'"
     (["--set", "cpu=-1"], "cpu: Must be greater than or equal to 0",
      ["--gpus", "0", "--cpu", "-1"]),
     (["--set", "dataPvc=d", "--set", "dataMountPath=/work_dirs/data"],
-     "(root): a dataMountPath apart from /config, /work_dirs and /dev/shm is required",
+     "(root): a dataMountPath apart from /config, /work_dirs, /dev/shm and /tmp is required",
      ["--gpus", "0", "--data-pvc", "d:/work_dirs/data"]),
     (["--set", "dataPvc=d", "--set", "dataMountPath=data"],
      "dataMountPath: Does not match pattern", ["--gpus", "0", "--data-pvc", "d:data"]),

@@ -345,7 +345,8 @@ def test_the_compared_pytorchjob_fields_are_really_there(helm, inputs, capsys):
             "requests": {"cpu": "500m", "memory": "64Gi"}}
         assert pod["priorityClassName"] == "high"
         assert {m["mountPath"] for m in container["volumeMounts"]} == {
-            "/config", "/work_dirs", "/datasets", "/dev/shm"}
+            "/config", "/work_dirs", "/datasets", "/dev/shm", "/tmp"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["securityContext"]["runAsNonRoot"] is True
     (case,) = [c for c in CASES if c.id == "created-claim-size-and-class-master-only"]
     for objects in render_both(case, helm, inputs, capsys):

@@ -62,6 +62,7 @@ securityContext:
 {{- define "kctl.containerSecurityAndMounts" -}}
 securityContext:
   allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
   capabilities:
     drop: ["ALL"]
 volumeMounts:
@@ -79,6 +80,8 @@ volumeMounts:
 {{- end }}
 - name: dshm
   mountPath: /dev/shm
+- name: tmp
+  mountPath: /tmp
 {{- end -}}
 
 {{/* The pod's volumes; called with (dict "root" $ "claim" CLAIM): /work_dirs is the claim CLAIM,
@@ -113,4 +116,6 @@ volumes:
   emptyDir:
     medium: Memory
     sizeLimit: {{ $root.Values.shmSize | toString | quote }}
+- name: tmp
+  emptyDir: {}
 {{- end -}}

@@ -100,7 +100,7 @@ def test_volumes_config_work_dir_data_and_shared_memory(kind):
     mounts = {m["name"]: m for m in container(dryrun)["volumeMounts"]}
     assert {n: (m["mountPath"], m.get("readOnly", False)) for n, m in mounts.items()} == {
         "config": ("/config", True), "work-dir": ("/work_dirs", False),
-        "data": ("/data", True), "dshm": ("/dev/shm", False)}
+        "data": ("/data", True), "dshm": ("/dev/shm", False), "tmp": ("/tmp", False)}
     volumes = {v["name"]: v for v in pod_spec(dryrun)["volumes"]}
     assert volumes["config"]["configMap"]["name"] == "digits-config"
     assert volumes["work-dir"] == {"name": "work-dir",
@@ -108,6 +108,7 @@ def test_volumes_config_work_dir_data_and_shared_memory(kind):
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "imagenet",
                                                         "readOnly": True}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": DEFAULT_SHM_SIZE}
+    assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
     shm = {v["name"]: v for v in pod_spec(render(kind, shm_size="16Gi"))["volumes"]}["dshm"]
     assert shm["emptyDir"]["sizeLimit"] == "16Gi"
 
@@ -119,8 +120,11 @@ def test_pods_run_as_non_root_with_no_privileges(kind):
         "runAsNonRoot": True, "runAsUser": kube.RUN_AS_USER, "runAsGroup": kube.RUN_AS_USER,
         "fsGroup": kube.RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}}
     assert kube.RUN_AS_USER > 0
+    # the root filesystem is read-only: the writable folders are the volumes (work dir, /dev/shm,
+    # /tmp, where the image keeps its caches)
     assert container(render(kind))["securityContext"] == {
-        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}}
 
 
 @kinds
@@ -431,6 +435,7 @@ def test_config_in_image_ships_no_config_map(kind):
     (dict(data_pvc="data:/"), "must be an absolute folder"),
     (dict(data_pvc="data:/config/x"), "overlaps /config"),
     (dict(data_pvc="data:/dev"), "overlaps /dev/shm"),
+    (dict(data_pvc="data:/tmp/data"), "overlaps /tmp"),
     (dict(config_in_image=" "), "--config-in-image must not be empty"),
 ])
 def test_bad_options_are_usage_errors_naming_the_flag(kind, options, message):
