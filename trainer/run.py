@@ -10,7 +10,7 @@ from __future__ import annotations
 import os.path as osp
 import warnings
 
-from trainer import preemption
+from trainer import performance, preemption
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
@@ -54,6 +54,7 @@ def train(args) -> None:
         configure_ddp(cfg, cuda)
     configure_runtime(cfg)
     add_runtime_hooks(cfg)
+    emit(performance.speed_line(performance.configure(cfg, cuda)))
 
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too

@@ -22,6 +22,7 @@ from trainer.errors import TrainerError
 from trainer.hooks import PREEMPTED_TEMPLATE
 from trainer.launch import any_rank
 from trainer.loops import EpochBasedTrainLoop
+from trainer.performance import to_channels_last
 from trainer.registry import RUNNERS
 from trainer.report import emit, resumed_line
 
@@ -48,11 +49,21 @@ class Runner(MMRunner):
 
     Rank 0 prints ``trainer: resumed from <path> at epoch=<E> iter=<I>`` after resuming (E epochs and I
     iterations done).
+
+    With ``channels_last=True`` in the config (``--channels-last``) the model is made channels-last
+    before it is wrapped (:func:`trainer.performance.to_channels_last`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._latest: tuple | None = None  # (path, epoch, iter) of the newest full checkpoint
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        """mmengine's ``wrap_model``, after making the model channels-last where the config asks for it
+        (before DDP registers the parameters' layout)."""
+        if self.cfg.get("channels_last", False):
+            to_channels_last(model)
+        return super().wrap_model(model_wrapper_cfg, model)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
 

@@ -107,7 +107,8 @@ def apply_args(cfg, args) -> None:
 
     Raises:
         UsageError: A flag does not fit the config (``--auto-scale-lr`` without ``auto_scale_lr``,
-            ``--amp`` with a custom optimizer wrapper, ``--resume PATH`` that does not exist).
+            ``--amp`` with a custom optimizer wrapper, ``--resume PATH`` that does not exist,
+            ``--gpu-decode`` without image files to decode).
     """
     from mmengine.config import ConfigDict
 
@@ -147,6 +148,10 @@ def apply_args(cfg, args) -> None:
         if args.no_persistent_workers:
             loader.persistent_workers = False
         cfg[field] = loader
+
+    from trainer.performance import apply_flags as apply_speed_flags
+
+    apply_speed_flags(cfg, args)
 
     if args.cfg_options:
         try:
