@@ -144,6 +144,10 @@ class IterationSeedHook(Hook):
     seed and the iteration, as it is in the uninterrupted run when a run resumes at any iteration.
     Per-sample augmentation has its own generator (:class:`trainer.datasets.ResumableSampler`).
     Runs first (priority ``VERY_HIGH``).
+
+    torch's generators are the CPU's and, where CUDA is available, every GPU's: what ``torch.manual_seed``
+    seeds on the devices the trainer runs on, without its calls for XPU and MTIA devices, which queue a
+    formatted stack trace each time (~0.2 ms of the host's time per iteration).
     """
 
     priority = "VERY_HIGH"
@@ -158,7 +162,9 @@ class IterationSeedHook(Hook):
         seed = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
 
 
 @HOOKS.register_module()

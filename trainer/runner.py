@@ -51,10 +51,12 @@ class Runner(MMRunner):
     iterations done).
 
     With ``channels_last=True`` in the config (``--channels-last``) the model is made channels-last
-    before it is wrapped (:func:`trainer.performance.to_channels_last`).
+    before it is wrapped (:func:`trainer.performance.to_channels_last`), and its weights are initialised
+    as without it (:meth:`_init_model_weights`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        self._channels_last = False
         super().__init__(*args, **kwargs)
         self._latest: tuple | None = None  # (path, epoch, iter) of the newest full checkpoint
 
@@ -62,8 +64,20 @@ class Runner(MMRunner):
         """mmengine's ``wrap_model``, after making the model channels-last where the config asks for it
         (before DDP registers the parameters' layout)."""
         if self.cfg.get("channels_last", False):
-            to_channels_last(model)
+            self._channels_last = to_channels_last(model)
         return super().wrap_model(model_wrapper_cfg, model)
+
+    def _init_model_weights(self) -> None:
+        """mmengine's weight initialisation, on the weights in their usual (contiguous) layout: torch's
+        random fills run through memory in order, so channels-last weights would get the same random
+        numbers in other places, and the run would start from other weights than without the flag."""
+        if not self._channels_last:
+            return super()._init_model_weights()
+        import torch
+
+        self._unwrapped_model.to(memory_format=torch.contiguous_format)
+        super()._init_model_weights()
+        self._unwrapped_model.to(memory_format=torch.channels_last)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
 
