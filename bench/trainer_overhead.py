@@ -97,7 +97,8 @@ def parse_args(argv=None):
     parser.add_argument("--num-workers", type=int, default=0, help="dataloader workers (both sides)")
     parser.add_argument("--amp", action="store_true", help="mixed precision on both sides (trainer: --amp)")
     parser.add_argument("--trainer-args", default="", help="more arguments of python -m trainer (one string)")
-    parser.add_argument("--plain", default="", help=f"plain loop settings, comma-separated: {', '.join(PLAIN_SETTINGS)}")
+    parser.add_argument("--plain", default="",
+                        help=f"plain loop settings, comma-separated: {', '.join(PLAIN_SETTINGS)}")
     parser.add_argument("--plain-feed", choices=["loader", "memory"], default="loader",
                         help="the plain loop's batches: the trainer's DataLoader, or 4 batches on the device")
     parser.add_argument("--sides", default="trainer,plain", help="which sides to run")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 
 from trainer.errors import UsageError
-from trainer.setup_cfg import DATALOADER_FIELDS
+from trainer.setup_cfg import loader_datasets
 
 #: The ``imdecode_backend`` of ``LoadImageFromFile`` that decodes JPEGs on the GPU.
 GPU_DECODER = "nvjpeg"
@@ -68,7 +68,7 @@ def apply_flags(cfg, args) -> None:
     if getattr(args, "compile", False) and not isinstance(cfg.get("compile"), dict):
         cfg.compile = True  # a dict already holds the user's torch.compile options
     if getattr(args, "gpu_decode", False):
-        loaders = [step for step in _image_loading_steps(cfg)]
+        loaders = list(_image_loading_steps(cfg))
         if not loaders:
             raise UsageError("--gpu-decode: no LoadImageFromFile in the dataloaders' pipelines: nothing to decode")
         for step in loaders:
@@ -77,21 +77,10 @@ def apply_flags(cfg, args) -> None:
 
 def _image_loading_steps(cfg):
     """Every ``LoadImageFromFile`` step of the dataloaders' pipelines (wrapped datasets included)."""
-    for field in DATALOADER_FIELDS:
-        loader = cfg.get(field, None)
-        if isinstance(loader, dict) and isinstance(loader.get("dataset"), dict):
-            yield from _dataset_steps(loader["dataset"])
-
-
-def _dataset_steps(dataset: dict):
-    if isinstance(dataset.get("dataset"), dict):
-        yield from _dataset_steps(dataset["dataset"])
-    for inner in dataset.get("datasets") or []:
-        if isinstance(inner, dict):
-            yield from _dataset_steps(inner)
-    for step in dataset.get("pipeline") or []:
-        if isinstance(step, dict) and str(step.get("type", "")).rpartition(".")[2] == "LoadImageFromFile":
-            yield step
+    for _, dataset in loader_datasets(cfg):
+        for step in dataset.get("pipeline") or []:
+            if isinstance(step, dict) and str(step.get("type", "")).rpartition(".")[2] == "LoadImageFromFile":
+                yield step
 
 
 def configure(cfg, cuda: bool) -> dict:
