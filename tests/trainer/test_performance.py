@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from tests.support.trainer_runtime import REPO, TINY_CONFIG, lines_with, run_trainer, write_config
-from tests.trainer.small_job import EPOCHS, ok, train, variant
+from tests.trainer.small_job import EPOCHS, ITERS, ok, train, variant
 from trainer import performance
 from trainer.cli import build_parser
 from trainer.errors import UsageError
@@ -188,6 +188,18 @@ def test_channels_last_and_compiled_steps_train_like_eager(small_job, tmp_path, 
     else:
         compiled = lines_with(run.output, "trainer: compile: iterations 1-3 took")
         assert len(compiled) == 1 and "torch.compile compiled for" in compiled[0], run.output[-2000:]
+
+
+def test_a_training_iteration_reads_no_tensor_value_on_the_host(small_job, tmp_path):
+    """On a GPU, each read of a tensor's value (``.item()``, ``int(t)``) waits for the GPU. The trainer's
+    iterations read none (not the loss, not a label's range), except where a log line is written (here
+    only at an epoch's end): there the losses of the epoch's ITERS iterations are read, one wait."""
+    run = ok(train(variant(small_job, tmp_path, "custom_imports = dict(imports=['tests.support.tiny_components'])\n"
+                           "custom_hooks = [dict(type='ScalarReadsHook')]\n"
+                           "default_hooks = dict(logger=dict(interval=100))\n"), tmp_path / "wd"))
+    reads = lines_with(run.output, "probe: scalar reads per iteration")
+    per_epoch = [0] * (ITERS - 2) + [ITERS]  # the first iteration of each epoch is not counted
+    assert reads == [f"probe: scalar reads per iteration {per_epoch * EPOCHS}"], run.output[-2000:]
 
 
 def test_inductor_compiled_conv_net_matches_eager():
