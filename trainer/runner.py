@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 
+import torch
 from mmengine.dist import all_gather_object, broadcast_object_list
 from mmengine.fileio import LocalBackend, get_file_backend, join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
@@ -73,8 +74,6 @@ class Runner(MMRunner):
         numbers in other places, and the run would start from other weights than without the flag."""
         if not self._channels_last:
             return super()._init_model_weights()
-        import torch
-
         self._unwrapped_model.to(memory_format=torch.contiguous_format)
         super()._init_model_weights()
         self._unwrapped_model.to(memory_format=torch.channels_last)
