@@ -4,14 +4,12 @@
   ``last_checkpoint`` pointer is written crash-safe, after the checkpoint.
 - Added to every run by :func:`trainer.run.add_runtime_hooks`: :class:`FinalWeightsHook`,
   :class:`PreemptionHook`, :class:`IterationSeedHook`, and :class:`ScaledLrLogHook` when the optimizer
-  has a learning rate; :class:`CompileTimeHook` by :func:`trainer.performance.configure` when the
-  training step is compiled.
+  has a learning rate.
 """
 
 from __future__ import annotations
 
 import random
-import time
 
 from mmengine.fileio import join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
@@ -144,10 +142,6 @@ class IterationSeedHook(Hook):
     seed and the iteration, as it is in the uninterrupted run when a run resumes at any iteration.
     Per-sample augmentation has its own generator (:class:`trainer.datasets.ResumableSampler`).
     Runs first (priority ``VERY_HIGH``).
-
-    torch's generators are the CPU's and, where CUDA is available, every GPU's: what ``torch.manual_seed``
-    seeds on the devices the trainer runs on, without its calls for XPU and MTIA devices, which queue a
-    formatted stack trace each time (~0.2 ms of the host's time per iteration).
     """
 
     priority = "VERY_HIGH"
@@ -162,9 +156,7 @@ class IterationSeedHook(Hook):
         seed = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        torch.default_generator.manual_seed(seed)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(seed)
+        torch.manual_seed(seed)
 
 
 @HOOKS.register_module()
@@ -209,55 +201,3 @@ class ScaledLrLogHook(Hook):
         batch = runner.world_size * runner.train_dataloader.batch_size
         runner.logger.info(f"trainer: auto-scale-lr base_lr={self.base_lr:g} scaled_lr={scaled:g} "
                            f"(world_size×batch={batch}/base_batch_size={scale['base_batch_size']})")
-
-
-@HOOKS.register_module()
-class CompileTimeHook(Hook):
-    """Report how long the first iterations of a compiled training step took, on rank 0::
-
-        trainer: compile: iterations 1-3 took 41.20 s, 3.10 s, 0.09 s; torch.compile compiled for 44.05 s
-
-    ``torch.compile`` compiles on the first call and again where a guard fails (the optimizer's state
-    appears after the first step), so the first iterations hold the compile time. The last figure is
-    torch's own count, where this torch tells it. Waits for the GPU at the ends of those iterations only.
-
-    Args:
-        iterations (int): How many first iterations to time. Defaults to 3.
-    """
-
-    def __init__(self, iterations: int = 3):
-        self.iterations = iterations
-        self.times: list = []
-        self._start = 0.0
-
-    @staticmethod
-    def _now() -> float:
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        if len(self.times) < self.iterations:
-            self._start = self._now()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if len(self.times) >= self.iterations:
-            return
-        self.times.append(self._now() - self._start)
-        if len(self.times) == self.iterations and runner.rank == 0:
-            line = (f"trainer: compile: iterations 1-{self.iterations} took "
-                    + ", ".join(f"{t:.2f} s" for t in self.times))
-            compiled = _compile_seconds()
-            emit(line + (f"; torch.compile compiled for {compiled:.2f} s" if compiled is not None else ""))
-
-
-def _compile_seconds() -> float | None:
-    """Seconds torch.compile has spent compiling in this process, where torch tells it."""
-    try:
-        from torch._dynamo.utils import calculate_time_spent
-
-        return float(calculate_time_spent()["total_wall_time"])
-    except Exception:  # a private API: absent or different in other torch versions
-        return None

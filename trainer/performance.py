@@ -91,17 +91,24 @@ def configure(cfg, cuda: bool) -> dict:
       names ``fused`` or ``foreach``.
     - Prefetching to the device on CUDA, unless ``train_cfg.prefetch`` says otherwise (the trainer's
       epoch-based loop only).
+    - The trainer's ``RuntimeInfoHook`` (losses logged without a wait per iteration,
+      :mod:`trainer.deferred_scalars`), also in configs of another scope, unless the config names one.
     - ``compile``: checked; without a working backend, one warning line and eager training.
     - GPU decoding: checked; without CUDA or without torchvision's nvJPEG, one error line.
 
     Raises:
         UsageError: GPU decoding asked for where it cannot run.
     """
+    from trainer.registry import SCOPE  # hooks and loop named so that configs of any scope find them
+
+    default_hooks = cfg.get("default_hooks") or {}
+    default_hooks.setdefault("runtime_info", dict(type=f"{SCOPE}.RuntimeInfoHook"))
+    cfg.default_hooks = default_hooks
     settings = dict(channels_last=bool(cfg.get("channels_last", False)),
                     cudnn_benchmark=bool((cfg.get("env_cfg") or {}).get("cudnn_benchmark", False)))
     settings["fused_optimizer"] = _default_fused_optimizer(cfg, cuda)
     train_cfg = cfg.get("train_cfg") or {}
-    if train_cfg.get("type") == "EpochBasedTrainLoop":
+    if train_cfg.get("type") in ("EpochBasedTrainLoop", f"{SCOPE}.EpochBasedTrainLoop"):
         train_cfg.setdefault("prefetch", cuda)
         settings["prefetch"] = bool(train_cfg["prefetch"]) and cuda
     else:
@@ -114,7 +121,7 @@ def configure(cfg, cuda: bool) -> dict:
             cfg.compile = False
         else:
             hooks = list(cfg.get("custom_hooks") or [])
-            hooks.append(dict(type="CompileTimeHook"))
+            hooks.append(dict(type=f"{SCOPE}.CompileTimeHook"))
             cfg.custom_hooks = hooks
     settings["compile"] = bool(cfg.get("compile", False))
     decoders = {step.get("imdecode_backend", "cv2") for step in _image_loading_steps(cfg)}

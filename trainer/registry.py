@@ -46,7 +46,8 @@ SCOPE = "trainer"
 RUNNERS = Registry("runner", parent=MMENGINE_RUNNERS, scope=SCOPE, locations=["trainer.runner"])
 RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope=SCOPE, locations=["trainer.loops"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE, locations=["trainer.hooks", "trainer.deferred_scalars"])
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE,
+                 locations=["trainer.hooks", "trainer.deferred_scalars", "trainer.compile_report"])
 LOG_PROCESSORS = Registry("log processor", parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, scope=SCOPE)
 OPTIM_WRAPPERS = Registry("optimizer_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
@@ -80,8 +81,8 @@ VISBACKENDS = Registry("vis_backend", parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 # Modules whose import registers this package's types: the components, and the runtime's runner, loop, hooks
 # and optimizer wrappers.
 COMPONENT_MODULES = ("trainer.models", "trainer.datasets", "trainer.evaluation", "trainer.hooks",
-                     "trainer.deferred_scalars", "trainer.optim_wrapper", "trainer.loops", "trainer.runner",
-                     "trainer.visualization")
+                     "trainer.deferred_scalars", "trainer.compile_report", "trainer.optim_wrapper", "trainer.loops",
+                     "trainer.runner", "trainer.visualization")
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

@@ -54,11 +54,11 @@ def train(args) -> None:
         configure_ddp(cfg, cuda)
     configure_runtime(cfg)
     add_runtime_hooks(cfg)
-    emit(performance.speed_line(performance.configure(cfg, cuda)))
 
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too
     install_trusted_loader([cfg.work_dir] + [p for p in (resume_path, out_dir) if p] + trusted_paths_from_env())
+    emit(performance.speed_line(performance.configure(cfg, cuda)))
     preempted = finished = False
     try:
         runner = RUNNERS.build(cfg)

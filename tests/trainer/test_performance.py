@@ -63,6 +63,7 @@ def test_cuda_defaults_fused_step_and_prefetch():
     cfg = _sgd()
     settings = performance.configure(cfg, cuda=True)
     assert cfg.optim_wrapper.optimizer.fused is True and cfg.train_cfg.prefetch is True
+    assert cfg.default_hooks.runtime_info == dict(type="trainer.RuntimeInfoHook")
     assert settings == dict(channels_last=False, cudnn_benchmark=False, fused_optimizer=True, prefetch=True,
                             compile=False, decode="cpu")
     assert performance.speed_line(settings) == ("trainer: speed channels_last=off cudnn_benchmark=off "
@@ -92,6 +93,9 @@ def test_prefetch_can_be_turned_off_and_needs_the_trainers_epoch_loop():
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
                       train_cfg=dict(type="IterBasedTrainLoop", max_iters=4)))
     assert performance.configure(cfg, cuda=True)["prefetch"] is False and "prefetch" not in cfg.train_cfg
+    cfg = _sgd()
+    cfg.train_cfg.type = "trainer.EpochBasedTrainLoop"  # as qualified in a config of another scope
+    assert performance.configure(cfg, cuda=True)["prefetch"] is True
 
 
 def test_compile_without_a_cpp_compiler_warns_once_and_trains_eager(monkeypatch, capsys):
@@ -114,7 +118,7 @@ def test_compile_where_it_works_adds_the_compile_time_report(monkeypatch):
     cfg = _sgd()
     cfg.compile = dict(backend="aot_eager")  # other backends are not checked
     assert performance.configure(cfg, cuda=False)["compile"] is True
-    assert cfg.custom_hooks == [dict(type="CompileTimeHook")]
+    assert cfg.custom_hooks == [dict(type="trainer.CompileTimeHook")]  # found from any config's scope
 
 
 def test_gpu_decode_problems_are_named():

@@ -1,20 +1,8 @@
-"""Runtime hooks in isolation (trainer.hooks): per-iteration seeding and the compile-time report."""
+"""The compile-time report (trainer.compile_report.CompileTimeHook), in isolation."""
 
 from types import SimpleNamespace
 
-import numpy as np
-import torch
-
-from trainer.hooks import CompileTimeHook, IterationSeedHook
-
-
-def test_iteration_seed_seeds_torch_like_manual_seed():
-    runner = SimpleNamespace(seed=7, iter=42, rank=0, _randomness_cfg={})
-    IterationSeedHook().before_train_iter(runner, 0)
-    drawn = torch.rand(4)
-    seed = int(np.random.SeedSequence([7, 42]).generate_state(1, np.uint64)[0])
-    torch.manual_seed(seed)
-    assert torch.equal(drawn, torch.rand(4))
+from trainer.compile_report import CompileTimeHook
 
 
 def test_compile_time_report_after_the_first_iterations(capsys):
