@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from trainer import performance
 from trainer.errors import TrainerError
 from trainer.malloc import keep_freed_memory
 from trainer.preemption import Preempted
@@ -102,6 +103,7 @@ def build_parser(prog: str = "python -m trainer") -> ArgumentParser:
                         "are necessary and that no white space is allowed.")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
                         help="job launcher")
+    performance.add_arguments(parser)
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank (older).
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     return parser

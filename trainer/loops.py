@@ -6,9 +6,11 @@ it the loop of every ``train_cfg = dict(by_epoch=True, ...)``.
 
 from __future__ import annotations
 
+import torch
 from mmengine.runner import EpochBasedTrainLoop as MMEpochBasedTrainLoop
 from torch.utils.data import BatchSampler
 
+from trainer.prefetch import prefetch_to_device
 from trainer.registry import LOOPS
 
 
@@ -24,11 +26,18 @@ class EpochBasedTrainLoop(MMEpochBasedTrainLoop):
     (``Epoch(train) [E][k+1/L]``). That needs a sampler that can start part-way and the same batches as
     when the checkpoint was saved (:meth:`mid_epoch_problem`); otherwise
     :meth:`trainer.runner.Runner.load_or_resume` resumes from the epoch's start instead.
+
+    Args:
+        prefetch (bool): On CUDA, copy each batch's images to the GPU while the previous batch trains
+            (:func:`trainer.prefetch.prefetch_to_device`); ignored without CUDA. Defaults to False
+            (:func:`trainer.performance.configure` turns it on for CUDA runs).
+        *args, **kwargs: mmengine's ``EpochBasedTrainLoop`` arguments.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, prefetch: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._epoch_iter = 0
+        self.prefetch = prefetch
 
     @property
     def epoch_iter(self) -> int:
@@ -83,11 +92,17 @@ class EpochBasedTrainLoop(MMEpochBasedTrainLoop):
             self.runner.logger.info(f"trainer: epoch {self._epoch + 1} continues at iteration {start + 1}/"
                                     f"{len(self.dataloader)}: the batches it trained before are skipped, "
                                     "not loaded")
-        for idx, data_batch in enumerate(self.dataloader, start):
+        for idx, data_batch in enumerate(self._batches(), start):
             self.run_iter(idx, data_batch)
         self.runner.call_hook("after_train_epoch")
         self._epoch += 1
         self._epoch_iter = 0
+
+    def _batches(self):
+        """The dataloader's batches, prefetched to the GPU where :attr:`prefetch` asks for it."""
+        if not (self.prefetch and torch.cuda.is_available()):
+            return self.dataloader
+        return prefetch_to_device(self.dataloader, torch.device("cuda", torch.cuda.current_device()))
 
     def run_iter(self, idx, data_batch) -> None:
         """Train batch ``idx`` of the epoch (0-based)."""

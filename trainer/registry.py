@@ -41,11 +41,13 @@ __all__ = [
 SCOPE = "trainer"
 
 # ---- engine: runners, loops, hooks, optimization (mmengine's types, plus the runtime's runner, loop, hooks and
-# wrappers; Runner, EpochBasedTrainLoop and CheckpointHook replace mmengine's under the same names) ----
+# wrappers; Runner, EpochBasedTrainLoop, CheckpointHook and RuntimeInfoHook replace mmengine's under the same
+# names) ----
 RUNNERS = Registry("runner", parent=MMENGINE_RUNNERS, scope=SCOPE, locations=["trainer.runner"])
 RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=MMENGINE_RUNNER_CONSTRUCTORS, scope=SCOPE)
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope=SCOPE, locations=["trainer.loops"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE, locations=["trainer.hooks"])
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE,
+                 locations=["trainer.hooks", "trainer.deferred_scalars", "trainer.compile_report"])
 LOG_PROCESSORS = Registry("log processor", parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE)
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, scope=SCOPE)
 OPTIM_WRAPPERS = Registry("optimizer_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
@@ -79,7 +81,8 @@ VISBACKENDS = Registry("vis_backend", parent=MMENGINE_VISBACKENDS, scope=SCOPE)
 # Modules whose import registers this package's types: the components, and the runtime's runner, loop, hooks
 # and optimizer wrappers.
 COMPONENT_MODULES = ("trainer.models", "trainer.datasets", "trainer.evaluation", "trainer.hooks",
-                     "trainer.optim_wrapper", "trainer.loops", "trainer.runner", "trainer.visualization")
+                     "trainer.deferred_scalars", "trainer.compile_report", "trainer.optim_wrapper", "trainer.loops",
+                     "trainer.runner", "trainer.visualization")
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

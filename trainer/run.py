@@ -10,7 +10,7 @@ from __future__ import annotations
 import os.path as osp
 import warnings
 
-from trainer import preemption
+from trainer import performance, preemption
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
@@ -58,6 +58,7 @@ def train(args) -> None:
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too
     install_trusted_loader([cfg.work_dir] + [p for p in (resume_path, out_dir) if p] + trusted_paths_from_env())
+    emit(performance.speed_line(performance.configure(cfg, cuda)))
     preempted = finished = False
     try:
         runner = RUNNERS.build(cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 
+import torch
 from mmengine.dist import all_gather_object, broadcast_object_list
 from mmengine.fileio import LocalBackend, get_file_backend, join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
@@ -22,6 +23,7 @@ from trainer.errors import TrainerError
 from trainer.hooks import PREEMPTED_TEMPLATE
 from trainer.launch import any_rank
 from trainer.loops import EpochBasedTrainLoop
+from trainer.performance import to_channels_last
 from trainer.registry import RUNNERS
 from trainer.report import emit, resumed_line
 
@@ -48,11 +50,33 @@ class Runner(MMRunner):
 
     Rank 0 prints ``trainer: resumed from <path> at epoch=<E> iter=<I>`` after resuming (E epochs and I
     iterations done).
+
+    With ``channels_last=True`` in the config (``--channels-last``) the model is made channels-last
+    before it is wrapped (:func:`trainer.performance.to_channels_last`), and its weights are initialised
+    as without it (:meth:`_init_model_weights`).
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        self._channels_last = False
         super().__init__(*args, **kwargs)
         self._latest: tuple | None = None  # (path, epoch, iter) of the newest full checkpoint
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        """mmengine's ``wrap_model``, after making the model channels-last where the config asks for it
+        (before DDP registers the parameters' layout)."""
+        if self.cfg.get("channels_last", False):
+            self._channels_last = to_channels_last(model)
+        return super().wrap_model(model_wrapper_cfg, model)
+
+    def _init_model_weights(self) -> None:
+        """mmengine's weight initialisation, on the weights in their usual (contiguous) layout: torch's
+        random fills run through memory in order, so channels-last weights would get the same random
+        numbers in other places, and the run would start from other weights than without the flag."""
+        if not self._channels_last:
+            return super()._init_model_weights()
+        self._unwrapped_model.to(memory_format=torch.contiguous_format)
+        super()._init_model_weights()
+        self._unwrapped_model.to(memory_format=torch.channels_last)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
 

@@ -107,7 +107,8 @@ def apply_args(cfg, args) -> None:
 
     Raises:
         UsageError: A flag does not fit the config (``--auto-scale-lr`` without ``auto_scale_lr``,
-            ``--amp`` with a custom optimizer wrapper, ``--resume PATH`` that does not exist).
+            ``--amp`` with a custom optimizer wrapper, ``--resume PATH`` that does not exist,
+            ``--gpu-decode`` without image files to decode).
     """
     from mmengine.config import ConfigDict
 
@@ -147,6 +148,10 @@ def apply_args(cfg, args) -> None:
         if args.no_persistent_workers:
             loader.persistent_workers = False
         cfg[field] = loader
+
+    from trainer.performance import apply_flags as apply_speed_flags
+
+    apply_speed_flags(cfg, args)
 
     if args.cfg_options:
         try:
@@ -202,21 +207,32 @@ def check_data_paths(cfg) -> None:
     Raises:
         TrainerError: Names the config key and the missing path.
     """
-    for field in ("train_dataloader", "val_dataloader"):
+    for where, dataset in loader_datasets(cfg, ("train_dataloader", "val_dataloader")):
+        for key, path in _dataset_paths(dataset, where):
+            if not osp.exists(path):
+                raise TrainerError(f"{key}: path not found: {path}")
+
+
+def loader_datasets(cfg, fields=DATALOADER_FIELDS):
+    """Yield ``(config key, dataset config)`` for the dataset of each dataloader in ``fields`` and every
+    dataset it wraps (``dataset=``, ``datasets=[...]``), wrapped ones first."""
+    for field in fields:
         loader = cfg.get(field, None)
         if isinstance(loader, dict) and isinstance(loader.get("dataset"), dict):
-            for key, path in _dataset_paths(loader["dataset"], f"{field}.dataset"):
-                if not osp.exists(path):
-                    raise TrainerError(f"{key}: path not found: {path}")
+            yield from _wrapped_datasets(loader["dataset"], f"{field}.dataset")
+
+
+def _wrapped_datasets(dataset: dict, where: str):
+    if isinstance(dataset.get("dataset"), dict):
+        yield from _wrapped_datasets(dataset["dataset"], f"{where}.dataset")
+    for i, inner in enumerate(dataset.get("datasets") or []):
+        if isinstance(inner, dict):
+            yield from _wrapped_datasets(inner, f"{where}.datasets.{i}")
+    yield where, dataset
 
 
 def _dataset_paths(dataset: dict, where: str):
-    """Yield ``(config key, local path)`` pairs that ``dataset`` will read."""
-    if isinstance(dataset.get("dataset"), dict):
-        yield from _dataset_paths(dataset["dataset"], f"{where}.dataset")
-    for i, inner in enumerate(dataset.get("datasets") or []):
-        if isinstance(inner, dict):
-            yield from _dataset_paths(inner, f"{where}.datasets.{i}")
+    """Yield ``(config key, local path)`` pairs that ``dataset`` itself (not a wrapped one) will read."""
     root = dataset.get("data_root")
     root = root if isinstance(root, str) else ""
     remote_root = "://" in root

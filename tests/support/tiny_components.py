@@ -111,3 +111,47 @@ class KillAfterEpochHook(Hook):
     def after_train_epoch(self, runner):
         if runner.epoch + 1 == self.epoch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class ScalarReadsHook(Hook):
+    """Count the reads of a tensor's value by the host (``aten::_local_scalar_dense``: ``.item()``,
+    ``int(t)``, ``bool(t)``) in each whole training iteration (fetching the batch, every hook, the step;
+    on a GPU each is a wait for the GPU) and print them at the end of training::
+
+        probe: scalar reads per iteration [0, 0, 0]
+
+    Counts from the end of one iteration's ``after_train_iter`` (this hook runs last) to the next's.
+    """
+
+    priority = "LOWEST"
+
+    def __init__(self):
+        self.counts = []
+        self._mode = None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self.counts.append(self._mode.reads)
+        self._mode = _ScalarReads()
+        self._mode.__enter__()
+
+    def after_train_epoch(self, runner):
+        if self._mode is not None:  # the epoch's end is not an iteration
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+
+    def after_train(self, runner):
+        print(f"probe: scalar reads per iteration {self.counts}", flush=True)
+
+
+class _ScalarReads(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.reads += 1
+        return func(*args, **(kwargs or {}))

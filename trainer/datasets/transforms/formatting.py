@@ -10,6 +10,7 @@ from trainer.registry import TRANSFORMS
 from trainer.structures import DataSample
 
 from .base import BaseTransform
+from .encoded_image import EncodedImage
 
 
 @TRANSFORMS.register_module()
@@ -40,7 +41,10 @@ class PackInputs(BaseTransform):
 
     @staticmethod
     def format_input(value):
-        """An image (HxW, HxWxC array, PIL image or tensor) or a list of them -> CHW tensor(s)."""
+        """An image (HxW, HxWxC array, PIL image or tensor) or a list of them -> CHW tensor(s); an
+        :class:`EncodedImage` stays as it is (the data preprocessor decodes it)."""
+        if isinstance(value, EncodedImage):
+            return value
         if isinstance(value, (list, tuple)):
             return [PackInputs.format_input(v) for v in value]
         if isinstance(value, Image.Image):

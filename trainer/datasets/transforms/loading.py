@@ -10,6 +10,7 @@ from PIL import Image
 from trainer.registry import TRANSFORMS
 
 from .base import BaseTransform
+from .encoded_image import EncodedImage
 
 _CV2_FLAGS = {"color": cv2.IMREAD_COLOR, "grayscale": cv2.IMREAD_GRAYSCALE, "unchanged": cv2.IMREAD_UNCHANGED}
 
@@ -23,7 +24,10 @@ class LoadImageFromFile(BaseTransform):
     Args:
         to_float32 (bool): Return a float32 image instead of uint8. Defaults to False.
         color_type (str): ``'color'``, ``'grayscale'`` or ``'unchanged'``. Defaults to 'color'.
-        imdecode_backend (str): ``'cv2'`` or ``'pillow'``. Defaults to 'cv2'.
+        imdecode_backend (str): ``'cv2'``, ``'pillow'`` or ``'nvjpeg'``: read the file, decode it on the GPU
+            in the data preprocessor (``results['img']`` is then an
+            :class:`~trainer.datasets.transforms.encoded_image.EncodedImage`; color images only, as uint8).
+            Defaults to 'cv2'.
         ignore_empty (bool): Return None (the dataset then picks another sample) when the file is
             missing, instead of raising. Defaults to False.
     """
@@ -32,14 +36,20 @@ class LoadImageFromFile(BaseTransform):
                  ignore_empty: bool = False):
         if color_type not in _CV2_FLAGS:
             raise ValueError(f"color_type must be one of {', '.join(_CV2_FLAGS)}, got {color_type!r}")
-        if imdecode_backend not in ("cv2", "pillow"):
-            raise ValueError(f"imdecode_backend must be 'cv2' or 'pillow', got {imdecode_backend!r}")
+        if imdecode_backend not in ("cv2", "pillow", "nvjpeg"):
+            raise ValueError(f"imdecode_backend must be 'cv2', 'pillow' or 'nvjpeg', got {imdecode_backend!r}")
+        if imdecode_backend == "nvjpeg" and (color_type != "color" or to_float32):
+            raise ValueError("imdecode_backend='nvjpeg' decodes color images as uint8: color_type must be "
+                             "'color' and to_float32 False")
         self.to_float32 = to_float32
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
         self.ignore_empty = ignore_empty
 
     def _read(self, path: str) -> np.ndarray:
+        if self.imdecode_backend == "nvjpeg":
+            with open(path, "rb") as f:
+                return EncodedImage.read(f.read(), path)
         if self.imdecode_backend == "cv2":
             img = cv2.imread(path, _CV2_FLAGS[self.color_type])
             if img is None:

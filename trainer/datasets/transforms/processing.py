@@ -15,6 +15,7 @@ from PIL import Image
 from trainer.registry import TRANSFORMS
 
 from .base import BaseTransform, get_rng, randint
+from .encoded_image import EncodedImage
 
 _CV2_INTERP = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
                "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
@@ -34,7 +35,10 @@ def _check_resize_args(interpolation: str, backend: str) -> None:
 
 def imresize(img: np.ndarray, size: Tuple[int, int], interpolation: str = "bilinear",
              backend: str = "cv2") -> np.ndarray:
-    """Resize ``img`` to ``size = (w, h)`` with cv2 or Pillow (Pillow: uint8 images only)."""
+    """Resize ``img`` to ``size = (w, h)`` with cv2 or Pillow (Pillow: uint8 images only); an
+    :class:`EncodedImage` records the resize, done after decoding on the GPU."""
+    if isinstance(img, EncodedImage):
+        return img.resized(size, interpolation)
     if backend == "cv2":
         out = cv2.resize(img, size, interpolation=_CV2_INTERP[interpolation])
         return out[..., None] if img.ndim == 3 and out.ndim == 2 else out  # cv2 drops a channel axis of 1
@@ -54,7 +58,13 @@ def impad(img: np.ndarray, padding: Tuple[int, int, int, int], pad_val: Union[Nu
             Defaults to 0.
         padding_mode (str): ``'constant'``, ``'edge'``, ``'reflect'`` or ``'symmetric'``.
             Defaults to 'constant'.
+
+    Raises:
+        TypeError: ``img`` is an :class:`EncodedImage` (padding is not done after GPU decoding).
     """
+    if isinstance(img, EncodedImage):
+        raise TypeError("padding cannot be used with GPU decoding (--gpu-decode): pad after the crop, or "
+                        "decode on the CPU")
     left, top, right, bottom = padding
     if padding_mode != "constant":
         widths = ((top, bottom), (left, right)) + ((0, 0), ) * (img.ndim - 2)

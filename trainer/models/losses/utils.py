@@ -33,7 +33,11 @@ def weight_reduce_loss(loss: torch.Tensor, weight: Optional[torch.Tensor] = None
 
 
 def convert_to_one_hot(targets: torch.Tensor, classes: int) -> torch.Tensor:
-    """Class indices of shape ``(N, 1)`` or ``(N,)`` -> one-hot ``(N, classes)`` (long)."""
-    if int(targets.max()) >= classes:
+    """Class indices of shape ``(N, 1)`` or ``(N,)`` -> one-hot ``(N, classes)`` (long).
+
+    On the CPU a label out of range is a ``ValueError``. On a GPU it is ``one_hot``'s device-side assert:
+    reading the largest label on the host would wait for the GPU every iteration.
+    """
+    if targets.device.type == "cpu" and int(targets.max()) >= classes:
         raise ValueError(f"label {int(targets.max())} out of range for {classes} classes")
     return torch.nn.functional.one_hot(targets.reshape(-1).long(), classes)

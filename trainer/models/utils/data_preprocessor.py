@@ -1,4 +1,5 @@
-"""``ClsDataPreprocessor``: batch, move to device, BGR->RGB, normalize (MMPretrain's, without batch augments)."""
+"""``ClsDataPreprocessor``: batch, move to device, BGR->RGB, normalize (MMPretrain's, without batch augments);
+and decode the images on the device where the data workers left them encoded (``--gpu-decode``)."""
 
 import math
 from numbers import Number
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, stack_batch
 
+from trainer.datasets.transforms.encoded_image import EncodedImage, decode_images
 from trainer.registry import MODELS
 from trainer.structures import DataSample
 
@@ -19,7 +21,9 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
     Stacks the per-sample ``uint8`` CHW tensors of a batch (padding them to a common size if they differ),
     moves the batch to the model's device, converts BGR to RGB, casts to float and normalizes; labels of
     the data samples move to the device too. Normalization runs on the batch, on the device: cheaper than
-    per sample in the data workers.
+    per sample in the data workers. Encoded images (:class:`EncodedImage`, from
+    ``LoadImageFromFile(imdecode_backend='nvjpeg')``) are decoded on the device first, with the crops,
+    flips and resizes the pipeline chose for them.
 
     Args:
         mean (Sequence[Number], optional): Per-channel mean (R, G, B), in pixel units (0..255). Defaults to
@@ -33,6 +37,9 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         to_onehot (bool): Also set one-hot ``gt_score`` on the data samples (needs ``num_classes``).
             Defaults to False.
         num_classes (int, optional): Number of classes, for ``to_onehot``. Defaults to None.
+        non_blocking (bool): Copy to the device without the host waiting for the copy (mmengine's
+            argument): the host goes on queueing work. Safe for copies to the device, from pinned
+            memory or not. Defaults to True (mmengine's default is False).
     """
 
     def __init__(self,
@@ -42,8 +49,9 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
                  pad_value: Number = 0,
                  to_rgb: bool = False,
                  to_onehot: bool = False,
-                 num_classes: Optional[int] = None):
-        super().__init__()
+                 num_classes: Optional[int] = None,
+                 non_blocking: bool = True):
+        super().__init__(non_blocking=non_blocking)
         self.pad_size_divisor = pad_size_divisor
         self.pad_value = pad_value
         self.to_rgb = to_rgb
@@ -64,21 +72,24 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         """Turn a collated batch into model inputs.
 
         Args:
-            data (dict): ``inputs`` (a list of CHW tensors, or one stacked NCHW tensor) and optionally
-                ``data_samples`` (a list of :class:`DataSample`).
+            data (dict): ``inputs`` (a list of CHW tensors or of :class:`EncodedImage`, or one stacked NCHW
+                tensor) and optionally ``data_samples`` (a list of :class:`DataSample`).
             training (bool): Unused (no batch augmentations). Defaults to False.
 
         Returns:
             dict: ``inputs`` (float NCHW tensor on the device) and ``data_samples``.
         """
         inputs = data["inputs"]
+        bgr = True  # as loaded by cv2; decoding on the device gives RGB
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], EncodedImage):
+            inputs, bgr = decode_images(inputs, self.device), False
         if isinstance(inputs, torch.Tensor):
             inputs = self.cast_data(inputs)
         elif len({tuple(x.shape) for x in inputs}) == 1:
             inputs = self.cast_data(torch.stack(inputs))
         else:
             inputs = self.cast_data(stack_batch(list(inputs), 1, self.pad_value))
-        if self.to_rgb and inputs.size(1) == 3:
+        if self.to_rgb == bgr and inputs.size(1) == 3:
             inputs = inputs.flip(1)
         inputs = inputs.float()
         if self._enable_normalize:
