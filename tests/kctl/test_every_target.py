@@ -10,16 +10,24 @@ whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
 - ``kctl slurm-script --gpus 0 --ntasks 2`` on the local Slurm cluster (marker ``slurm``);
 - ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
 - the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator;
-- the same job as a TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the TrainJob emulator
-  (hand-written in ``tiny_job.trainjob_manifest`` until kctl renders TrainJobs).
+- the same job as a TrainJob (``kctl train --kind TrainJob``, Kubeflow Trainer v2.3.0, 2 nodes), run
+  by the TrainJob emulator;
+- those three manifests again, rendered for the trainer image built from this checkout, with every
+  pod a podman container of it (marker ``image``, :mod:`tests.support.podman_runtime`): UID 1000,
+  read-only root, the ConfigMap, claim and emptyDirs mounted, 1 CPU, no capabilities, and the
+  pods meeting at the manifest's own master address and port on a podman network. Equal to the
+  reference, they are equal to the process emulator's runs too.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from tests.support.local_launch import free_port, launch_env
 from tests.support.operator_emulator import emulator_for
+from tests.support.podman import IMAGE
 from tests.support.tiny_job import (CONFIG, EPOCHS, RANKS, TIMEOUT, TRAINER_ARGS, Watched,
                                     assert_finished_exactly, assert_same_answer, final_weights,
                                     helm_manifest, resumed_points, slurm_script, train_manifest,
@@ -56,16 +64,23 @@ def test_slurm_two_tasks(tiny_reference, slurm_cluster, tmp_path):
     assert_same_answer(tiny_reference, log, work)
 
 
-def _emulate(objects, tmp_path):
+def _emulate(objects, tmp_path, runtime=None):
+    """Run the job to its end in the emulator of its kind (its pods as local processes, or as
+    containers of ``runtime``); its output and work dir."""
     pvc_root = tmp_path / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
-    with emulator_for(objects, tmp_path / "emu", pvc_root=pvc_root) as emulator:
+    started = time.monotonic()
+    with emulator_for(objects, tmp_path / "emu", pvc_root=pvc_root,
+                      runtime=runtime) as emulator:
         emulator.start()
         emulator.wait(timeout=TIMEOUT)
         assert emulator.succeeded, emulator.report()
         restarts = [(p.restarts, p.recreations) for p in emulator.pods.values()]
         log = "\n".join(emulator.all_logs(pod) for pod in emulator.pods)
+    print(f"{emulator.kind} trained in {time.monotonic() - started:.1f} s")
     assert emulator.leftover_processes() == []
+    if runtime is not None:  # every container and the job's network removed
+        assert (runtime.containers(), runtime.network_exists()) == ([], False)
     assert restarts == [(0, 0), (0, 0)]
     return log, work_dir_on_claim(objects, pvc_root)
 
@@ -87,5 +102,31 @@ def test_helm_chart_pytorchjob(tiny_reference, helm_bin, tmp_path):
 def test_trainjob(tiny_reference, tmp_path):
     objects = trainjob_manifest("tiny")
     log, work = _emulate(objects, tmp_path)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+@pytest.mark.image
+def test_kctl_train_pytorchjob_in_containers(tiny_reference, podman_runtime, tmp_path):
+    objects = train_manifest("tiny", "--image", IMAGE)
+    log, work = _emulate(objects, tmp_path, podman_runtime)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+@pytest.mark.image
+def test_helm_chart_pytorchjob_in_containers(tiny_reference, helm_bin, podman_runtime, tmp_path):
+    repository, tag = IMAGE.rsplit(":", 1)
+    objects = helm_manifest(helm_bin, "tiny", tmp_path,
+                            image={"repository": repository, "tag": tag})
+    log, work = _emulate(objects, tmp_path, podman_runtime)
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, log, work)
+
+
+@pytest.mark.image
+def test_trainjob_in_containers(tiny_reference, podman_runtime, tmp_path):
+    objects = trainjob_manifest("tiny", "--image", IMAGE)
+    log, work = _emulate(objects, tmp_path, podman_runtime)
     assert_finished_exactly(work)
     assert_same_answer(tiny_reference, log, work)

@@ -273,7 +273,8 @@ class OperatorEmulator(PodRunner):
                 pods[name] = Pod(name, index, rtype,
                                  replica.get("restartPolicy", DEFAULT_RESTART_POLICY), template,
                                  {**container, "env": env},
-                                 self.workspace / "logs" / f"{name}.log", env_overrides=overrides)
+                                 self.workspace / "logs" / f"{name}.log", env_overrides=overrides,
+                                 dns_names=[name])  # the operator's Service of the pod
         if not pods:
             raise EmulatorError("the job has no replicas")
         return pods

@@ -215,33 +215,34 @@ def train_manifest(name: str, *flags: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
-def helm_manifest(helm: Path, release: str, folder: Path) -> list[dict]:
+def helm_manifest(helm: Path, release: str, folder: Path, **values) -> list[dict]:
     """``helm template RELEASE charts/kctl -f VALUES``: the job's config tree, 2 nodes, a
-    work-dir claim the chart creates, ``cpu: 1``, the trainer arguments."""
+    work-dir claim the chart creates, ``cpu: 1``, the trainer arguments, and ``values``."""
     from kctl.configfiles import collect
 
     tree = collect(REPO / CONFIG)
-    values = folder / "values.yaml"
-    values.write_text(yaml.safe_dump({
+    values_file = folder / "values.yaml"
+    values_file.write_text(yaml.safe_dump({
         "configName": tree.main,
         "configFiles": {rel: path.read_text() for rel, path in tree.files.items()},
-        "nodes": 2, "cpu": 1, "workDirSize": "1Gi", "trainerArgs": list(TRAINER_ARGS)}))
+        "nodes": 2, "cpu": 1, "workDirSize": "1Gi", "trainerArgs": list(TRAINER_ARGS),
+        **values}))
     home = folder / "helm-home"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
            "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
            "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(home / "no-kubeconfig")}
     proc = subprocess.run([str(helm), "template", release, str(REPO / "charts" / "kctl"),
-                           "-f", str(values)], capture_output=True, text=True, env=env,
+                           "-f", str(values_file)], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
-def trainjob_manifest(name: str) -> list[dict]:
+def trainjob_manifest(name: str, *flags: str) -> list[dict]:
     """The tiny job as a TrainJob (Kubeflow Trainer v2.3.0): ``kctl train --kind TrainJob`` with
-    the flags of :func:`train_manifest`, 2 nodes of one CPU rank each against
+    the flags of :func:`train_manifest` and ``flags``, 2 nodes of one CPU rank each against
     ``torch-distributed``."""
-    return train_manifest(name, "--kind", "TrainJob")
+    return train_manifest(name, "--kind", "TrainJob", *flags)
 
 
 def job_of(objects: list[dict]) -> dict:
@@ -289,12 +290,12 @@ class EmulatedJob:
 
 
 @contextlib.contextmanager
-def emulated_tiny_job(work: Path, iteration: int, **emulator_options):
-    """Run the tiny job's ``kctl train`` manifest in the operator emulator, its work-dir claim
-    under ``work/pvc``; yield an :class:`EmulatedJob` once rank 0 has logged ``iteration``
-    (the moment a fault is injected). ``emulator_options`` go to :class:`OperatorEmulator`
-    (``restart_delay`` is 1 s)."""
-    objects = train_manifest("tiny")
+def emulated_tiny_job(work: Path, iteration: int, *flags: str, **emulator_options):
+    """Run the tiny job's ``kctl train`` manifest (with ``flags``) in the operator emulator, its
+    work-dir claim under ``work/pvc``; yield an :class:`EmulatedJob` once rank 0 has logged
+    ``iteration`` (the moment a fault is injected). ``emulator_options`` go to
+    :class:`OperatorEmulator` (``restart_delay`` is 1 s)."""
+    objects = train_manifest("tiny", *flags)
     names = pods(objects)
     pvc_root = work / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
