@@ -3,10 +3,10 @@
 A distributed resume reads the checkpoint file on rank 0 only and hands it to the other ranks with
 :func:`hand_over`, so that they need no access to rank 0's ``work_dir``. Everything but the tensors
 (the structure, numbers, strings, the message hub's numpy buffers) is pickled and sent in one
-``broadcast_object_list``; then each tensor goes as itself, one ``broadcast`` of its bytes from the
-tensor rank 0 loaded into one the receiver allocated. No rank holds more than the object and that
-small pickle, where pickling the whole checkpoint takes several copies of it on every rank (see
-``bench/checkpoint_handover.py``).
+``broadcast_object_list``; then the tensors go as their bytes: each large one in a ``broadcast`` of its
+own, from the tensor rank 0 loaded into one the receiver allocated, small ones together in buckets. No
+rank holds more than the object, that small pickle and one bucket, where pickling the whole checkpoint
+takes several copies of it on every rank (measured in ``bench/checkpoint_handover.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ import io
 import pickle
 
 
+#: Tensors smaller than this go together, this many bytes at most in one broadcast (a broadcast costs ~1 ms
+#: on gloo, however small); larger ones go alone, sent from and received into their own memory.
+BUCKET_BYTES = 16 * 2**20
+
+
 def hand_over(obj, device, src: int = 0):
     """Rank ``src``'s ``obj`` on every rank; every rank of the default group must call this together.
 
     Tensors of ``obj`` (strided, not quantized, of type ``torch.Tensor`` exactly) arrive with their
     values, dtype, shape and ``requires_grad``, contiguous, on ``device``; a tensor that ``obj`` holds
     in several places arrives as one tensor. Other objects (tensor subclasses included) arrive as pickle
-    delivers them.
+    delivers them. Besides ``obj``, a rank holds at most the pickled structure and one bucket of
+    :data:`BUCKET_BYTES`.
 
     Args:
         obj: The object, on rank ``src``; ignored elsewhere.
@@ -48,14 +54,56 @@ def hand_over(obj, device, src: int = 0):
     comm = get_comm_device()  # nccl sends from and into GPU memory, gloo CPU memory
     if not sending:
         tensors = [torch.empty(shape, dtype=dtype, device=comm) for shape, dtype, _ in specs]
-    for tensor in tensors:
-        if tensor.numel():
-            carrier = tensor.to(comm).contiguous() if sending else tensor
-            torch.distributed.broadcast(carrier.reshape(-1).view(torch.uint8), src=src)  # any dtype, as bytes
+    sizes = [t.numel() * t.element_size() for t in tensors]
+    groups = _buckets(sizes)
+    buffer = torch.empty(max([sum(sizes[i] for i in g) for g in groups if len(g) > 1], default=0),
+                         dtype=torch.uint8, device=comm)  # every bucket's
+    for group in groups:
+        parts = [_as_bytes(tensors[i].to(comm).contiguous() if sending else tensors[i]) for i in group]
+        if len(parts) == 1:
+            torch.distributed.broadcast(parts[0], src=src)
+            continue
+        bucket = buffer[:sum(sizes[i] for i in group)]
+        if sending:
+            torch.cat(parts, out=bucket)
+        torch.distributed.broadcast(bucket, src=src)
+        if not sending:
+            for part, piece in zip(parts, bucket.split([sizes[i] for i in group])):
+                part.copy_(piece)
     if sending:
         return obj
     received = [t.to(device).requires_grad_(grad) for t, (_, _, grad) in zip(tensors, specs)]
     return _Unpickler(io.BytesIO(structure), received).load()
+
+
+def _as_bytes(tensor):
+    """A contiguous ``tensor``'s memory as a flat uint8 tensor (a view): any dtype goes as bytes."""
+    import torch
+
+    return tensor.reshape(-1).view(torch.uint8)
+
+
+def _buckets(sizes: list[int]) -> list[list[int]]:
+    """Indices of the tensors of ``sizes`` bytes, one list per broadcast: tensors smaller than
+    :data:`BUCKET_BYTES` together in their order, up to that many bytes a list; larger ones alone; empty
+    ones in none."""
+    groups: list[list[int]] = []
+    bucket: list[int] = []
+    filled = 0
+    for index, size in enumerate(sizes):
+        if not size:
+            continue
+        if size >= BUCKET_BYTES:
+            groups.append([index])
+            continue
+        if filled + size > BUCKET_BYTES:
+            groups.append(bucket)
+            bucket, filled = [], 0
+        bucket.append(index)
+        filled += size
+    if bucket:
+        groups.append(bucket)
+    return groups
 
 
 class _Pickler(pickle.Pickler):

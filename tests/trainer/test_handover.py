@@ -6,19 +6,24 @@ import subprocess
 import sys
 
 from tests.support.trainer_runtime import REPO, free_port, trainer_env
+from trainer.handover import BUCKET_BYTES, _buckets
 
 RANK = r"""
 import collections, json, os, sys
 import numpy as np, torch
+from trainer import handover
 from trainer.errors import TrainerError
 from trainer.handover import hand_over
+
+handover.BUCKET_BYTES = 64  # small tensors go in several buckets, a larger one alone
 
 def build():
     g = torch.Generator().manual_seed(7)
     weights = collections.OrderedDict(
         conv=torch.randn(3, 4, generator=g), half=torch.randn(5, generator=g).to(torch.bfloat16),
         mask=torch.rand(6, generator=g) > 0.5, steps=torch.tensor(41), empty=torch.empty(0, 5),
-        transposed=torch.randn(4, 3, generator=g).t(), trainable=torch.ones(2, requires_grad=True))
+        transposed=torch.randn(4, 3, generator=g).t(), trainable=torch.ones(2, requires_grad=True),
+        large=torch.randn(40, generator=g))
     weights["tied"] = weights["conv"]
     weights._metadata = collections.OrderedDict({"": {"version": 2}})
     return dict(state_dict=weights, optimizer=dict(state={0: dict(momentum_buffer=torch.randn(3, 4, generator=g))}),
@@ -55,9 +60,16 @@ def test_rank_1_receives_rank_0s_checkpoint_whole():
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     got = json.loads(outputs[1][0])
-    assert got["equal"] == dict.fromkeys(["conv", "half", "mask", "steps", "empty", "transposed", "trainable", "tied",
-                                          "momentum_buffer", "parameter"], True)
+    assert got["equal"] == dict.fromkeys(["conv", "half", "mask", "steps", "empty", "transposed", "trainable", "large",
+                                          "tied", "momentum_buffer", "parameter"], True)
     assert got["type"] == "OrderedDict" and got["metadata"] == {"": {"version": 2}}  # load_state_dict reads it
     assert got["tied"] and got["requires_grad"] and got["parameter"] == "Parameter"
     assert got["meta"] == {"epoch": 1, "iter": 6, "history": [0.0, 1.0, 2.0, 3.0, 4.0]}
     assert got["error"] == ["TrainerError", "rank 0 could not read it"]
+
+
+def test_small_tensors_share_broadcasts_and_large_ones_go_alone():
+    small, large = BUCKET_BYTES // 4, BUCKET_BYTES
+    assert sorted(_buckets([small, 0, small, small, small, small, large, small, 3 * large])) == [
+        [0, 2, 3, 4], [5, 7], [6], [8]]
+    assert _buckets([0, 0]) == []
