@@ -149,6 +149,17 @@ def assert_same_answer(reference: "Reference", log: str, work_dir: Path) -> None
     assert report == {str(Path(work_dir) / f"epoch_{EPOCHS}.pth"): []}
 
 
+#: A ``sitecustomize`` that keeps a process from reading one folder (see its docstring).
+UNREADABLE = REPO / "tests" / "support" / "unreadable"
+
+
+def unable_to_read(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a process (and its children) that fails if it opens a file under ``folder`` or
+    lists a folder there: how a node without shared storage sees another node's work_dir."""
+    pythonpath = os.pathsep.join(p for p in (str(UNREADABLE), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": pythonpath, "TEST_UNREADABLE": str(folder)}
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 def pick_fault(name: str, seed: int | None = None, first: int = ITERS_PER_EPOCH + 1,
