@@ -150,6 +150,17 @@ def assert_same_answer(reference: "Reference", log: str, work_dir: Path) -> None
     assert report == {str(Path(work_dir) / f"epoch_{EPOCHS}.pth"): []}
 
 
+#: A ``sitecustomize`` that keeps a process from reading one folder (see its docstring).
+UNREADABLE = REPO / "tests" / "support" / "unreadable"
+
+
+def unable_to_read(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a process (and its children) that fails if it opens a file under ``folder`` or
+    lists a folder there: how a node without shared storage sees another node's work_dir."""
+    pythonpath = os.pathsep.join(p for p in (str(UNREADABLE), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": pythonpath, "TEST_UNREADABLE": str(folder)}
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 def pick_fault(name: str, seed: int | None = None, first: int = ITERS_PER_EPOCH + 1,
@@ -305,17 +316,44 @@ def emulated_tiny_job(work: Path, iteration: int, **emulator_options):
         yield EmulatedJob(emulator, names, work_dir_on_claim(objects, pvc_root), seen)
 
 
-def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny"
-                 ) -> subprocess.CompletedProcess:
-    """``kctl slurm-script --gpus 0 --ntasks 2 --cpus-per-task 1 FLAGS PARTITION JOB_NAME CONFIG
-    WORK_DIR TRAINER_ARGS`` from the repository root."""
+def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny",
+                 python: str = sys.executable) -> subprocess.CompletedProcess:
+    """``kctl slurm-script --gpus 0 --ntasks 2 --cpus-per-task 1 --python PYTHON FLAGS PARTITION
+    JOB_NAME CONFIG WORK_DIR TRAINER_ARGS`` from the repository root."""
     argv = [sys.executable, "-m", "kctl", "slurm-script", "--gpus", "0", "--ntasks", "2",
-            "--cpus-per-task", "1", "--python", sys.executable, *flags, partition, job_name,
+            "--cpus-per-task", "1", "--python", python, *flags, partition, job_name,
             CONFIG, str(work_dir), *TRAINER_ARGS]
     proc = subprocess.run(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+_PRIVATE_PYTHON = """#!/bin/bash
+# python for the tasks of a kctl slurm-script job whose nodes share no storage: task N > 0 trains with
+# --work-dir WORK_DIR-rankN, an empty folder of its own, and cannot read WORK_DIR (TEST_UNREADABLE).
+args=("$@")
+if [ "${{SLURM_PROCID:-0}}" != 0 ]; then
+  for i in "${{!args[@]}}"; do
+    if [ "${{args[i]}}" = --work-dir ]; then
+      export TEST_UNREADABLE="${{args[i+1]}}"
+      args[i+1]="${{args[i+1]}}-rank$SLURM_PROCID"
+    fi
+  done
+  export PYTHONPATH={unreadable}${{PYTHONPATH:+:$PYTHONPATH}}
+fi
+exec {python} "${{args[@]}}"
+"""
+
+
+def rank_private_python(folder: Path) -> Path:
+    """Write ``folder/python``, the ``--python`` of a ``kctl slurm-script`` job whose task N > 0
+    gets ``WORK_DIR-rankN`` as its work_dir and cannot read ``WORK_DIR`` (:func:`unable_to_read`):
+    nodes without shared storage, on the one-node test cluster."""
+    path = folder / "python"
+    path.write_text(_PRIVATE_PYTHON.format(unreadable=UNREADABLE, python=sys.executable))
+    path.chmod(0o755)
+    return path
 
 
 # -- the reference --------------------------------------------------------------------------------

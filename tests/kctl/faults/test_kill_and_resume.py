@@ -6,7 +6,8 @@ OnFailure``), one rank of :mod:`tests.support.tiny_job`'s job is killed after an
 second epoch chosen by a seeded ``random.Random`` (printed in the test output; ``KCTL_FAULT_SEED``
 picks another). The job must be restarted by its launcher, resume from its last checkpoint, train
 exactly the configured epochs (``epoch_2.pth`` last, no ``epoch_3.pth``) and end with the
-weights of the uninterrupted run (``tiny_reference``), tensor for tensor.
+weights of the uninterrupted run (``tiny_reference``), tensor for tensor. The same for two ``kctl
+run`` "nodes" that share no work_dir, started again by hand.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import collections
 import os
 import signal
 
-from tests.support.local_launch import START_LINE, rank_pids
-from tests.support.tiny_job import (ITERS_PER_EPOCH, TIMEOUT, assert_finished_exactly,
-                                    assert_same_answer, emulated_tiny_job, kctl_run, pick_fault,
-                                    resumed_points, trainer_pids, wait_for_iteration)
+from tests.support.local_launch import REPO, START_LINE, free_port, launch_env, rank_pids
+from tests.support.tiny_job import (CONFIG, ITERS_PER_EPOCH, TIMEOUT, TRAINER_ARGS, Watched,
+                                    assert_finished_exactly, assert_same_answer, emulated_tiny_job,
+                                    kctl_run, pick_fault, resumed_points, trainer_pids,
+                                    unable_to_read, wait_for_iteration)
 
 
 def assert_resumed_from_the_epoch_checkpoint(log: str, killed_after: int) -> None:
@@ -70,3 +72,47 @@ def test_pytorchjob_restarts_a_killed_rank(tiny_reference, tmp_path):
     assert_resumed_from_the_epoch_checkpoint(logs[0], seen)
     assert_finished_exactly(job.work_dir)
     assert_same_answer(tiny_reference, "\n".join(logs), job.work_dir)
+
+
+def test_two_nodes_without_a_shared_work_dir_resume_a_killed_rank(tiny_reference, tmp_path):
+    """Two ``kctl run`` nodes of one rank each, each started in a folder of its own with the
+    relative ``--work-dir work``: rank 1's work_dir is another, empty folder, and rank 1 fails if
+    it reads anything in rank 0's (``unable_to_read``), as on a node without shared storage. A rank
+    is SIGKILLed mid-epoch, both nodes fail; started again, rank 0 reads its checkpoint and hands
+    it to rank 1, and the run ends with the reference's weights. Rank 1's folder never holds a
+    checkpoint."""
+    iteration, rank = pick_fault("kctl-run-nodes")
+    folders = [tmp_path / f"node{node}" for node in range(2)]
+    for folder in folders:
+        folder.mkdir()
+
+    def start_nodes() -> list[Watched]:
+        port = str(free_port())
+        envs = [launch_env(NNODES="2", NODE_RANK=str(node), MASTER_ADDR="127.0.0.1", PORT=port)
+                for node in range(2)]
+        envs[1] = unable_to_read(folders[0], envs[1])
+        return [Watched.kctl("run", str(REPO / CONFIG), "--gpus", "1", "--work-dir", "work", "--",
+                             *TRAINER_ARGS, env=env, cwd=folder) for env, folder in zip(envs, folders)]
+
+    first = start_nodes()
+    try:
+        seen = wait_for_iteration(lambda: first[0].output, iteration)
+        victim = rank_pids(first[rank].proc.pid)[rank]
+        os.kill(victim, signal.SIGKILL)
+        print(f"killed rank {rank} (pid {victim}) after iteration {seen}")
+        codes = [node.wait(TIMEOUT) for node in first]
+    finally:
+        for node in first:
+            if node.proc.poll() is None:
+                node.proc.kill()
+    assert 0 not in codes, "\n".join(node.output[-2000:] for node in first)
+    second = start_nodes()
+    codes = [node.wait(TIMEOUT) for node in second]
+    assert codes == [0, 0], "\n".join(node.output[-2000:] for node in second)
+    assert_resumed_from_the_epoch_checkpoint(second[0].output, seen)
+    work = folders[0] / "work"
+    assert resumed_points(second[0].output)[0].path == str(work / "epoch_1.pth")
+    assert_finished_exactly(work)
+    assert_same_answer(tiny_reference, "\n".join(node.output for node in second), work)
+    private = folders[1] / "work"
+    assert private.is_dir() and not list(private.rglob("*.pth")) and not (private / "last_checkpoint").exists()
