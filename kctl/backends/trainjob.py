@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from kctl.backends.kubernetes import GPU_RESOURCE, KubernetesBackend
+from kctl.backends.kubernetes import KubernetesBackend
 from kctl.job import Job
 from kctl.options import Settings
 
@@ -165,17 +165,9 @@ class TrainJobBackend(KubernetesBackend):
     def nodes(self, job: dict) -> int:
         return int(((job.get("spec") or {}).get("trainer") or {}).get("numNodes") or 1)
 
-    def gpus_per_node(self, job: dict) -> int:
-        """``nvidia.com/gpu`` of ``trainer.resourcesPerNode`` (0 when CPU-only)."""
-        resources = ((job.get("spec") or {}).get("trainer") or {}).get("resourcesPerNode") or {}
-        for part in ("limits", "requests"):
-            value = (resources.get(part) or {}).get(GPU_RESOURCE)
-            if value is not None:
-                try:
-                    return int(value)
-                except (TypeError, ValueError):
-                    return 0
-        return 0
+    def node_resources(self, job: dict) -> dict:
+        """``trainer.resourcesPerNode``."""
+        return ((job.get("spec") or {}).get("trainer") or {}).get("resourcesPerNode") or {}
 
     def references(self, job: dict, namespace: str) -> list:
         """The runtime: the Trainer's webhook refuses a TrainJob whose runtime does not exist."""
