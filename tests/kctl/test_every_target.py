@@ -10,8 +10,8 @@ whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
 - ``kctl slurm-script --gpus 0 --ntasks 2`` on the local Slurm cluster (marker ``slurm``);
 - ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
 - the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator;
-- the same job as a TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the TrainJob emulator
-  (hand-written in ``tiny_job.trainjob_manifest`` until kctl renders TrainJobs).
+- ``kctl train --kind TrainJob``'s TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the
+  TrainJob emulator.
 """
 
 from __future__ import annotations
