@@ -404,7 +404,7 @@ class KubernetesBackend(Backend):
         """Extra ``kctl status`` summary rows (label, value) of this kind."""
         return []
 
-    def failure(self, job: dict, pods: list[dict]) -> str:
+    def failure(self, cluster, job: dict, pods: list[dict]) -> str:
         """``kctl status``'s word on why a failed job failed; empty when it has not failed."""
         return ""
 

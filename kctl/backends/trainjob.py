@@ -229,10 +229,14 @@ class TrainJobBackend(KubernetesBackend):
         ref = (job.get("spec") or {}).get("runtimeRef") or {}
         return [("Runtime:", f"{ref.get('kind', 'ClusterTrainingRuntime')}/{ref.get('name')}")]
 
-    def failure(self, job: dict, pods: list[dict]) -> str:
-        """Which node failed and why: the pod whose container failed last (the failure that used
-        up the node Job's backoffLimit), with its exit code and restarts, then the condition."""
+    def failure(self, cluster, job: dict, pods: list[dict]) -> str:
+        """Which node failed and why, then the condition. Where its pods are still there, the
+        one whose container failed last (the failure that used up the node Job's backoffLimit),
+        with its exit code and restarts. When the Job has failed, Kubernetes deletes its pods
+        (``restartPolicy: OnFailure``), so then the pods' events tell: the node of the last
+        warning about one of the job's pods (events are kept for an hour)."""
         from kctl.k8s import pods as kpods
+        from kctl.k8s.display import age
         from kctl.k8s.errors import one_line
 
         condition = self._condition(job, "Failed")
@@ -248,7 +252,19 @@ class TrainJobBackend(KubernetesBackend):
                          f"{pod['metadata']['name']} exited with code {last.get('exitCode')} "
                          f"({last.get('reason') or 'Error'}) after "
                          f"{kpods.restarts(pod, self.container)} restart(s)")
+            return "\n".join(lines)
+        meta = job["metadata"]
+        pod_name = re.compile(rf"^{re.escape(meta['name'])}-{REPLICATED_JOB}-0-(\d+)-[a-z0-9]+$")
+        warnings = [e for e in kpods.events_for(cluster, "Pod", None, meta["namespace"])
+                    if e.get("type") == "Warning"
+                    and pod_name.match((e.get("involvedObject") or {}).get("name", ""))]
+        if warnings:
+            event = warnings[-1]
+            pod = event["involvedObject"]["name"]
+            lines.append(f"           {REPLICATED_JOB}-{pod_name.match(pod).group(1)} failed last: "
+                         f"pod {pod} (deleted with the Job), {event.get('reason')} "
+                         f"{age(kpods.event_time(event))} ago: "
+                         f"{one_line(event.get('message') or '')}")
         return "\n".join(lines)
-
 
 BACKEND = TrainJobBackend()
