@@ -6,7 +6,8 @@ unpickle runs code from the file. :func:`install_trusted_loader` replaces mmengi
 files in a trusted location (the run's own ``work_dir``, the checkpoint given to ``--resume``, and the
 paths in ``TRAINER_TRUSTED_CHECKPOINTS``) are fully unpickled; any other file loads weights-only, and one
 holding more than weights is refused with a one-line error. A file that cannot be read at all (truncated,
-corrupt) raises :class:`UnreadableCheckpoint`.
+corrupt) raises :class:`UnreadableCheckpoint`. Within :func:`handed_over`, loading the file rank 0 read and
+handed to every rank returns that checkpoint instead of reading the file.
 
 Writing: a file is written under a temporary name in its final directory (:func:`temporary_name`),
 flushed to disk, renamed over the final name (:func:`commit`) and the directory entry flushed, so a
@@ -21,6 +22,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
+from contextlib import contextmanager
 
 from trainer.errors import TrainerError
 
@@ -34,6 +36,7 @@ POINTER = "last_checkpoint"
 _TEMPORARY = re.compile(r"^\.(.+)\.(\d+)\.tmp$")
 
 _trusted: list[str] = []
+_handed: dict[str, object] = {}  # {path: checkpoint} within handed_over()
 
 
 class UnreadableCheckpoint(TrainerError):
@@ -66,14 +69,29 @@ def is_trusted(filename: str, trusted: list[str] | None = None) -> bool:
 
 
 def load_from_local_trusted(filename: str, map_location=None):
-    """Load a local checkpoint: fully if it is trusted, weights-only otherwise.
+    """Load a local checkpoint: fully if it is trusted, weights-only otherwise; the checkpoint handed over
+    for ``filename`` within :func:`handed_over`.
 
     Raises:
         FileNotFoundError: No such file.
         TrainerError: An untrusted file holds objects other than tensors and plain containers.
         UnreadableCheckpoint: The file cannot be loaded.
     """
+    if filename in _handed:
+        return _handed[filename]
     return read_checkpoint(filename, map_location)
+
+
+@contextmanager
+def handed_over(filename: str, checkpoint):
+    """Within, mmengine's loading of the local checkpoint ``filename`` (:func:`load_from_local_trusted`)
+    returns ``checkpoint`` instead of reading the file: what rank 0 read and handed over
+    (:func:`trainer.handover.hand_over`) to ranks that may not see the file."""
+    _handed[filename] = checkpoint
+    try:
+        yield
+    finally:
+        del _handed[filename]
 
 
 def read_checkpoint(filename: str, map_location=None, mmap: bool = False):

@@ -25,10 +25,10 @@ def train(args) -> None:
         trainer.errors.TrainerError: A problem the user can act on (one line, no traceback).
     """
     cfg = load_config(args.config)
-    apply_args(cfg, args)
+    info = read_launch_env(args.launcher)
+    apply_args(cfg, args, info.rank)
     check_data_paths(cfg)
     check_vis_backends(cfg)
-    info = read_launch_env(args.launcher)
     requested_dtype()  # a bad TRAINER_AMP_DTYPE is reported before anything starts
     preemption.install()
 

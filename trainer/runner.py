@@ -17,9 +17,11 @@ from mmengine.hooks import CheckpointHook as MMCheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner as MMRunner
 
-from trainer.checkpoint import (CheckpointSaveError, UnreadableCheckpoint, commit, discard, numbered_files, one_line,
-                                read_checkpoint, read_pointer, remove_temporaries, temporary_name)
+from trainer.checkpoint import (CheckpointSaveError, UnreadableCheckpoint, commit, discard, handed_over,
+                                numbered_files, one_line, read_checkpoint, read_pointer, remove_temporaries,
+                                temporary_name)
 from trainer.errors import TrainerError
+from trainer.handover import hand_over
 from trainer.hooks import PREEMPTED_TEMPLATE
 from trainer.launch import any_rank
 from trainer.loops import EpochBasedTrainLoop
@@ -47,6 +49,10 @@ class Runner(MMRunner):
       rank's given back on resume. A checkpoint saved part-way through an epoch that this run cannot
       continue exactly (see :meth:`~trainer.loops.EpochBasedTrainLoop.mid_epoch_problem`) is passed
       over, with a log line, for the one saved at that epoch's start.
+    - **A resume that needs no shared storage**: only rank 0 reads checkpoint files (looks for them,
+      reads the chosen one) and hands the checkpoint to the other ranks over the process group
+      (:func:`trainer.handover.hand_over`); they resume from it as from the file, and need no access to
+      rank 0's ``work_dir``. Remote checkpoints (``s3://`` ...) are read by every rank, as mmengine does.
 
     Rank 0 prints ``trainer: resumed from <path> at epoch=<E> iter=<I>`` after resuming (E epochs and I
     iterations done).
@@ -170,7 +176,11 @@ class Runner(MMRunner):
         path, meta = choice
         if self._load_from is None:
             self.logger.info(f"Auto resumed from the latest checkpoint {path}.")
-        self.resume(path)
+        if self.distributed and "://" not in path:
+            with handed_over(path, self._hand_over(path)):
+                self.resume(path)
+        else:
+            self.resume(path)
         if isinstance(self._train_loop, EpochBasedTrainLoop):
             self._train_loop.resume_position(meta)
         rank_buffers = meta.get("rank_buffers")
@@ -211,6 +221,29 @@ class Runner(MMRunner):
                                     "(resume from a checkpoint saved at the end of an epoch)")
             self.logger.warning(f"trainer: {where}, but {problem}: resuming from the start of that epoch")
         return None
+
+    def _hand_over(self, path: str):
+        """The checkpoint ``path`` on every rank: rank 0 reads it onto the device mmengine's ``resume``
+        maps it to and hands it to the others, without ``meta['rank_buffers']`` (every rank has that
+        from the choice).
+
+        Raises:
+            TrainerError: On every rank, when rank 0 cannot read the file.
+        """
+        from mmengine.device import get_device
+
+        checkpoint = None
+        if self.rank == 0:
+            try:
+                checkpoint = read_checkpoint(path, map_location=get_device())
+                checkpoint.get("meta", {}).pop("rank_buffers", None)
+            except Exception as err:  # raised below on every rank, so that none waits for the others
+                checkpoint = err if isinstance(err, TrainerError) else TrainerError(  # a picklable one
+                    f"cannot read checkpoint {path}: {one_line(err)}")
+        checkpoint = hand_over(checkpoint, get_device())
+        if isinstance(checkpoint, Exception):
+            raise checkpoint
+        return checkpoint
 
     def _resume_candidates(self) -> list[str]:
         """The run's checkpoints, newest first: in ``work_dir`` and the directory of the one

@@ -98,12 +98,14 @@ def import_custom_modules(cfg) -> None:
         raise TrainerError(f"custom_imports: {err} (is the module on PYTHONPATH?)") from None
 
 
-def apply_args(cfg, args) -> None:
+def apply_args(cfg, args, rank: int = 0) -> None:
     """Apply the command-line flags to ``cfg`` in place, in MMPretrain's order; ``--cfg-options`` last.
 
     Args:
         cfg (mmengine.config.Config): The loaded config.
         args (argparse.Namespace): Parsed flags of :func:`trainer.cli.build_parser`.
+        rank (int): This process' rank. Only rank 0 reads ``--resume PATH`` (the other ranks receive the
+            checkpoint from it), so only there must the file exist. Defaults to 0.
 
     Raises:
         UsageError: A flag does not fit the config (``--auto-scale-lr`` without ``auto_scale_lr``,
@@ -130,7 +132,7 @@ def apply_args(cfg, args) -> None:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        if "://" not in args.resume and not osp.isfile(args.resume):
+        if rank == 0 and "://" not in args.resume and not osp.isfile(args.resume):
             raise UsageError(f"--resume: checkpoint not found: {args.resume}")
         cfg.resume = True
         cfg.load_from = args.resume

@@ -404,26 +404,30 @@ class KubernetesBackend(Backend):
         """Extra ``kctl status`` summary rows (label, value) of this kind."""
         return []
 
-    def failure(self, job: dict, pods: list[dict]) -> str:
+    def failure(self, cluster, job: dict, pods: list[dict]) -> str:
         """``kctl status``'s word on why a failed job failed; empty when it has not failed."""
         return ""
 
     # -- facts every kind answers the same way -----------------------------------------------
 
-    def gpus_per_node(self, job: dict) -> int:
-        """``nvidia.com/gpu`` of the trainer container (0 when CPU-only)."""
+    def node_resources(self, job: dict) -> dict:
+        """The trainer container's ``resources`` (requests and limits) on each node."""
         from kctl.k8s.pods import main_container
 
-        for spec in self.pod_specs(job):
-            resources = (main_container(spec, self.container) or {}).get("resources") or {}
-            for part in ("limits", "requests"):
-                value = (resources.get(part) or {}).get(GPU_RESOURCE)
-                if value is not None:
-                    try:
-                        return int(value)
-                    except (TypeError, ValueError):
-                        return 0
-            return 0
+        specs = self.pod_specs(job)
+        return ((main_container(specs[0], self.container) or {}).get("resources") or {}
+                if specs else {})
+
+    def gpus_per_node(self, job: dict) -> int:
+        """``nvidia.com/gpu`` per node (0 when CPU-only)."""
+        resources = self.node_resources(job)
+        for part in ("limits", "requests"):
+            value = (resources.get(part) or {}).get(GPU_RESOURCE)
+            if value is not None:
+                try:
+                    return int(value)
+                except (TypeError, ValueError):
+                    return 0
         return 0
 
     def size(self, job: dict) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from kctl.backends.kubernetes import GPU_RESOURCE, KubernetesBackend
+from kctl.backends.kubernetes import KubernetesBackend
 from kctl.job import Job
 from kctl.options import Settings
 
@@ -165,17 +165,9 @@ class TrainJobBackend(KubernetesBackend):
     def nodes(self, job: dict) -> int:
         return int(((job.get("spec") or {}).get("trainer") or {}).get("numNodes") or 1)
 
-    def gpus_per_node(self, job: dict) -> int:
-        """``nvidia.com/gpu`` of ``trainer.resourcesPerNode`` (0 when CPU-only)."""
-        resources = ((job.get("spec") or {}).get("trainer") or {}).get("resourcesPerNode") or {}
-        for part in ("limits", "requests"):
-            value = (resources.get(part) or {}).get(GPU_RESOURCE)
-            if value is not None:
-                try:
-                    return int(value)
-                except (TypeError, ValueError):
-                    return 0
-        return 0
+    def node_resources(self, job: dict) -> dict:
+        """``trainer.resourcesPerNode``."""
+        return ((job.get("spec") or {}).get("trainer") or {}).get("resourcesPerNode") or {}
 
     def references(self, job: dict, namespace: str) -> list:
         """The runtime: the Trainer's webhook refuses a TrainJob whose runtime does not exist."""
@@ -237,10 +229,14 @@ class TrainJobBackend(KubernetesBackend):
         ref = (job.get("spec") or {}).get("runtimeRef") or {}
         return [("Runtime:", f"{ref.get('kind', 'ClusterTrainingRuntime')}/{ref.get('name')}")]
 
-    def failure(self, job: dict, pods: list[dict]) -> str:
-        """Which node failed and why: the pod whose container failed last (the failure that used
-        up the node Job's backoffLimit), with its exit code and restarts, then the condition."""
+    def failure(self, cluster, job: dict, pods: list[dict]) -> str:
+        """Which node failed and why, then the condition. Where its pods are still there, the
+        one whose container failed last (the failure that used up the node Job's backoffLimit),
+        with its exit code and restarts. When the Job has failed, Kubernetes deletes its pods
+        (``restartPolicy: OnFailure``), so then the pods' events tell: the node of the last
+        warning about one of the job's pods (events are kept for an hour)."""
         from kctl.k8s import pods as kpods
+        from kctl.k8s.display import age
         from kctl.k8s.errors import one_line
 
         condition = self._condition(job, "Failed")
@@ -256,7 +252,19 @@ class TrainJobBackend(KubernetesBackend):
                          f"{pod['metadata']['name']} exited with code {last.get('exitCode')} "
                          f"({last.get('reason') or 'Error'}) after "
                          f"{kpods.restarts(pod, self.container)} restart(s)")
+            return "\n".join(lines)
+        meta = job["metadata"]
+        pod_name = re.compile(rf"^{re.escape(meta['name'])}-{REPLICATED_JOB}-0-(\d+)-[a-z0-9]+$")
+        warnings = [e for e in kpods.events_for(cluster, "Pod", None, meta["namespace"])
+                    if e.get("type") == "Warning"
+                    and pod_name.match((e.get("involvedObject") or {}).get("name", ""))]
+        if warnings:
+            event = warnings[-1]
+            pod = event["involvedObject"]["name"]
+            lines.append(f"           {REPLICATED_JOB}-{pod_name.match(pod).group(1)} failed last: "
+                         f"pod {pod} (deleted with the Job), {event.get('reason')} "
+                         f"{age(kpods.event_time(event))} ago: "
+                         f"{one_line(event.get('message') or '')}")
         return "\n".join(lines)
-
 
 BACKEND = TrainJobBackend()

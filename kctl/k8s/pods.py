@@ -25,10 +25,12 @@ def newest(pods: list[dict]) -> dict | None:
     return max(alive, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
 
-def events_for(cluster: Cluster, kind: str, name: str, namespace: str,
+def events_for(cluster: Cluster, kind: str, name: str | None, namespace: str,
                uid: str | None = None) -> list[dict]:
-    """Events about one object, oldest first."""
-    selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+    """Events about one object (every object of ``kind`` where ``name`` is None), oldest first."""
+    selector = f"involvedObject.kind={kind}"
+    if name is not None:
+        selector += f",involvedObject.name={name}"
     if uid:
         selector += f",involvedObject.uid={uid}"
     reply = cluster.call(cluster.core.list_namespaced_event, namespace, field_selector=selector,

@@ -31,7 +31,7 @@ def describe(cluster: Cluster, kind, name: str, namespace: str,
                                                 job["metadata"].get("uid"))
                     if e.get("type") == "Warning"]
 
-    sections = [_summary(kind, job, now), kind.failure(job, pods), _conditions(job),
+    sections = [_summary(kind, job, now), kind.failure(cluster, job, pods), _conditions(job),
                 _replicas(kind, job, pods, order, now), _terminations(kind, pods, now),
                 _not_running(kind, pending, pod_events, now), _job_warnings(job_warnings, now)]
     return "\n\n".join(s for s in sections if s) + "\n"
@@ -72,10 +72,11 @@ def _replicas(kind, job: dict, pods: list[dict], order: dict, now: datetime) -> 
                      str(kpods.restarts(pod, kind.container)),
                      (pod.get("spec") or {}).get("nodeName") or "<none>",
                      age(meta.get("creationTimestamp"), now)])
+    missing = "deleted" if kind.outcome(job) else "not created"  # a job that ended had them
     for replica in kind.replicas(job):
         if replica not in found:
             rows.append([replica, kind.expected_pod_name(job["metadata"]["name"], replica), "-",
-                         "not created", "-", "-", "-"])
+                         missing, "-", "-", "-"])
     rows.sort(key=lambda row: order.get(row[0], len(order)))
     return "Replicas:\n" + table(["REPLICA", "POD", "PHASE", "STATUS", "RESTARTS", "NODE", "AGE"],
                                  rows, "  ")

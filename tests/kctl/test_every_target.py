@@ -10,8 +10,8 @@ whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
 - ``kctl slurm-script --gpus 0 --ntasks 2`` on the local Slurm cluster (marker ``slurm``);
 - ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
 - the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator;
-- the same job as a TrainJob (``kctl train --kind TrainJob``, Kubeflow Trainer v2.3.0, 2 nodes), run
-  by the TrainJob emulator;
+- ``kctl train --kind TrainJob``'s TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the
+  TrainJob emulator;
 - those three manifests again, rendered for the trainer image built from this checkout, with every
   pod a podman container of it (marker ``image``, :mod:`tests.support.podman_runtime`): UID 1000,
   read-only root, the ConfigMap, claim and emptyDirs mounted, 1 CPU, no capabilities, and the

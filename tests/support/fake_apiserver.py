@@ -54,9 +54,11 @@ them. A claim whose StorageClass exists is bound when the class offers its acces
 (:meth:`add_storage_class`), else stays Pending with a ProvisioningFailed event.
 
 Nothing runs the objects: tests play the controllers and the kubelet with :meth:`add_job`,
-:meth:`add_trainjob`, :meth:`add_runtime`, :meth:`add_pod`, :meth:`add_event`,
-:meth:`set_conditions`, :meth:`set_trainjob_status`, :meth:`append_log`,
-:meth:`drop_log_streams`, :meth:`restart_container`, :meth:`replace_pod` and :meth:`finish_pod`,
+:meth:`add_trainjob`, :meth:`add_runtime`, :meth:`create` (any object, admitted as a POST is),
+:meth:`add_pod`, :meth:`add_event`, :meth:`set_conditions`, :meth:`set_trainjob_status`,
+:meth:`append_log`, :meth:`drop_log_streams`, :meth:`restart_container`, :meth:`replace_pod`,
+:meth:`delete_pod` and :meth:`finish_pod` (or :mod:`tests.support.emulator_bridge` plays them
+from a job an operator emulator really runs),
 and describe the cluster with :meth:`add_node`, :meth:`add_storage_class`,
 :meth:`add_local_queue`, :meth:`add_namespace`, :meth:`add_secret`,
 :meth:`set_trainer_version` and :meth:`install_trainer`. :meth:`forbid` makes RBAC refuse a verb
@@ -161,6 +163,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def rfc3339(when: datetime | None = None) -> str:
     """``2024-05-01T12:00:00Z``: how the API writes times."""
     return (when or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def exit_reason(code: int) -> str:
+    """The kubelet's ``reason`` for a container that exited with ``code`` (an OOM kill aside)."""
+    return "Completed" if code == 0 else "Error"
 
 
 def pytorchjob(name: str, namespace: str = "default", workers: int = 1, gpus: int = 8,
@@ -487,6 +494,16 @@ class FakeKubeAPIServer:
             return [o for (ns, _), o in sorted(self._objects[plural].items())
                     if namespace is None or ns == _scope(plural, namespace)]
 
+    def create(self, obj: dict) -> dict:
+        """Create ``obj`` as a client's POST does (validation, a TrainJob's admission against
+        its stored runtime, defaults); the stored object."""
+        group, _, version = obj["apiVersion"].rpartition("/")
+        kind = obj["kind"]
+        plural = PLURALS[kind]
+        namespace = "" if plural in CLUSTER_SCOPED else (
+            obj.get("metadata") or {}).get("namespace", "default")
+        return self._create(group, version, kind, plural, namespace, copy.deepcopy(obj))
+
     def add_job(self, name: str, namespace: str = "default", conditions=(("Created", "True"),),
                 created: datetime | None = None, **manifest) -> dict:
         """Store a valid PyTorchJob (see :func:`pytorchjob`) as if it had been created."""
@@ -651,7 +668,8 @@ class FakeKubeAPIServer:
                 restarts: int = 0, logs: str = "", previous_logs: str | None = None,
                 waiting: str | None = None, exit_code: int | None = None,
                 last_exit: tuple[int, str] = (1, "Error"), node: str | None = "node-1",
-                created: datetime | None = None) -> dict:
+                created: datetime | None = None, name: str | None = None,
+                labels: dict | None = None) -> dict:
         """Store the pod the operator would make for ``replica``: ``master-0`` or ``worker-1``
         of a PyTorchJob (pod ``<job>-<replica>``, container ``pytorch``), or ``node-1`` of a
         TrainJob (pod ``<job>-node-0-1-<5 random characters>`` of Job ``<job>-node-0``, with the
@@ -668,12 +686,16 @@ class FakeKubeAPIServer:
             waiting: A waiting reason (ContainerCreating, CrashLoopBackOff, ImagePullBackOff):
                 no current container.
             exit_code: For Succeeded/Failed, the container's exit code (0 / 1 by default).
+            name: A TrainJob pod's name as its Job chose it (default: 5 random characters).
+            labels: More labels (the pod template's), besides the controllers'.
         """
         rtype, index = replica.rsplit("-", 1)
         if rtype == "node":
             meta, spec = self._trainjob_pod(job, int(index), namespace)
+            meta["name"] = name or meta["name"]
         else:
             meta, spec = self._pytorchjob_pod(job, rtype, index, namespace)
+        meta["labels"] = dict(labels or {}, **meta["labels"])
         container = spec["containers"][0]["name"]
         status = {"phase": phase, "conditions": []}
         if phase == "Pending" and not waiting:
@@ -758,7 +780,7 @@ class FakeKubeAPIServer:
         elif phase in ("Succeeded", "Failed"):
             code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
             status["state"] = {"terminated": {
-                "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                "exitCode": code, "reason": exit_reason(code),
                 "containerID": self._new_container(logs, closed=True), "finishedAt": rfc3339()}}
         else:
             status["state"] = {"running": {"startedAt": rfc3339(),
@@ -820,6 +842,18 @@ class FakeKubeAPIServer:
             self._delete("pods", namespace, old["metadata"]["name"], "Background")
         return self.add_pod(job, replica, namespace, **pod)
 
+    def delete_pod(self, pod: str, namespace: str = "default", stopping: bool = False) -> None:
+        """The pod is deleted (``kubectl delete pod``, or by its Job): with ``stopping`` it only
+        gets its ``deletionTimestamp`` (listed as Terminating while the kubelet stops its
+        container; its log streams go on); without, it is gone and its log streams end."""
+        with self._lock:
+            if not stopping:
+                self._delete("pods", namespace, pod, "Background")
+                return
+            obj = self.get("pods", pod, namespace)
+            obj["metadata"].update(deletionTimestamp=rfc3339(), deletionGracePeriodSeconds=30)
+            self._modified("pods", obj)
+
     def replica_pod(self, job: str, replica: str, namespace: str = "default") -> dict | None:
         """The current pod of a job's replica (``master-0``, ``worker-1``, ``node-1``)."""
         rtype, index = replica.rsplit("-", 1)
@@ -838,7 +872,7 @@ class FakeKubeAPIServer:
             container_id = self._current_id(pod, namespace)
             obj["status"]["phase"] = phase
             obj["status"]["containerStatuses"][0]["state"] = {"terminated": {
-                "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                "exitCode": exit_code, "reason": exit_reason(exit_code),
                 "containerID": container_id, "finishedAt": rfc3339()}}
             self._logs[container_id].close()
             self._modified("pods", obj)

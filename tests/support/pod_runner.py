@@ -144,7 +144,8 @@ class Pod:
         recreations: Times the operator deleted and created the pod again under the same name
             (PyTorchJob).
         exit_codes: Every container exit in order, as Kubernetes reports it (128+N for signal N).
-        deleting: Deleted and still stopping (``kubectl delete pod``).
+        deleting: Deleted (``kubectl delete pod``, or by a TrainJob's failed Job): stopping,
+            then gone from the API once stopped (a PyTorchJob's is created again).
         process: The current container (see :mod:`tests.support.containers`); ``None`` before it
             is created and once its exit has been seen.
         starts: The log file's size at each container start (where each container's output

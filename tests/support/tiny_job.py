@@ -32,8 +32,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.emulator_bridge import EmulatorBridge
 from tests.support.local_launch import REPO, WEIGHTS_LINE, Watched, descendants, launch_env
-from tests.support.operator_emulator import OperatorEmulator
+from tests.support.operator_emulator import emulator_for
+from tests.support.pod_runner import PodRunner
 from tests.support.trainjob_emulator import build_jobset, find_runtime
 
 CONFIG = "configs/resnet/resnet18_1xb64_digits.py"
@@ -150,6 +152,17 @@ def assert_same_answer(reference: "Reference", log: str, work_dir: Path) -> None
     assert report == {str(Path(work_dir) / f"epoch_{EPOCHS}.pth"): []}
 
 
+#: A ``sitecustomize`` that keeps a process from reading one folder (see its docstring).
+UNREADABLE = REPO / "tests" / "support" / "unreadable"
+
+
+def unable_to_read(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a process (and its children) that fails if it opens a file under ``folder`` or
+    lists a folder there: how a node without shared storage sees another node's work_dir."""
+    pythonpath = os.pathsep.join(p for p in (str(UNREADABLE), env.get("PYTHONPATH")) if p)
+    return {**env, "PYTHONPATH": pythonpath, "TEST_UNREADABLE": str(folder)}
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 def pick_fault(name: str, seed: int | None = None, first: int = ITERS_PER_EPOCH + 1,
@@ -240,19 +253,20 @@ def helm_manifest(helm: Path, release: str, folder: Path, **values) -> list[dict
 
 def trainjob_manifest(name: str, *flags: str) -> list[dict]:
     """The tiny job as a TrainJob (Kubeflow Trainer v2.3.0): ``kctl train --kind TrainJob`` with
-    the flags of :func:`train_manifest` and ``flags``, 2 nodes of one CPU rank each against
-    ``torch-distributed``."""
+    the flags of :func:`train_manifest` and ``flags``, 2 nodes of one CPU rank each, against
+    ``torch-distributed`` unless ``flags`` name another runtime."""
     return train_manifest(name, "--kind", "TrainJob", *flags)
 
 
 def job_of(objects: list[dict]) -> dict:
-    return next(o for o in objects if o["kind"] == "PyTorchJob")
+    """The PyTorchJob or TrainJob of a manifest."""
+    return next(o for o in objects if o["kind"] in ("PyTorchJob", "TrainJob"))
 
 
 def pod_spec_of(objects: list[dict]) -> dict:
     """The spec of the job's pods: the PyTorchJob's Master template, or a TrainJob's node pod
     template in the JobSet it becomes."""
-    job = next(o for o in objects if o["kind"] in ("PyTorchJob", "TrainJob"))
+    job = job_of(objects)
     if job["kind"] == "PyTorchJob":
         return job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     (node,) = build_jobset(job, find_runtime(job, objects))["spec"]["replicatedJobs"]
@@ -273,50 +287,96 @@ def work_dir_on_claim(objects: list[dict], pvc_root: Path) -> Path:
     raise AssertionError(f"--work-dir {work_dir} is on no volume")
 
 
-def pods(objects: list[dict]) -> tuple[str, str]:
-    """Names of the master and the worker pod: ranks 0 and 1 (one rank per pod)."""
-    name = job_of(objects)["metadata"]["name"]
+def pods(objects: list[dict]) -> tuple:
+    """How the emulator names the pods of ranks 0 and 1 (one rank per pod): the master's and the
+    worker's pod (PyTorchJob); nodes 0 and 1 (TrainJob: a node's pod gets a new name when it is
+    replaced, and the emulator takes a node index for the node's current pod)."""
+    job = job_of(objects)
+    if job["kind"] == "TrainJob":
+        return 0, 1
+    name = job["metadata"]["name"]
     return f"{name}-master-0", f"{name}-worker-0"
 
 
 @dataclass
 class EmulatedJob:
-    """The tiny PyTorchJob under the operator emulator (see :func:`emulated_tiny_job`)."""
+    """The tiny job under its operator emulator (see :func:`emulated_tiny_job`)."""
 
-    emulator: OperatorEmulator
-    names: tuple[str, str]  # the master's and the worker's pod: ranks 0 and 1
+    emulator: PodRunner
+    names: tuple  # how the emulator names the pods of ranks 0 and 1 (see pods())
     work_dir: Path  # the pods' --work-dir, under the claim folder
-    seen: int  # the iteration rank 0 had logged when the job was handed over
+    seen: int = 0  # the iteration rank 0 had logged when the job was handed over
+    bridge: EmulatorBridge | None = None  # publishes the job into a fake API server
+
+    def poll(self) -> str:
+        """Poll the emulator (and publish through the bridge); the job's phase."""
+        return (self.bridge or self.emulator).poll()
+
+    def wait(self, timeout: float = TIMEOUT) -> str:
+        """Run the job to its end (publishing through the bridge); its phase."""
+        return (self.bridge or self.emulator).wait(timeout)
 
 
 @contextlib.contextmanager
-def emulated_tiny_job(work: Path, iteration: int, *flags: str, **emulator_options):
-    """Run the tiny job's ``kctl train`` manifest (with ``flags``) in the operator emulator, its
-    work-dir claim under ``work/pvc``; yield an :class:`EmulatedJob` once rank 0 has logged
-    ``iteration`` (the moment a fault is injected). ``emulator_options`` go to
-    :class:`OperatorEmulator` (``restart_delay`` is 1 s)."""
-    objects = train_manifest("tiny", *flags)
+def emulated_tiny_job(work: Path, iteration: int, objects: list[dict] | None = None, fake=None,
+                      **emulator_options):
+    """Run the tiny job's manifest (``objects``; by default ``kctl train``'s PyTorchJob) in its
+    operator emulator, its work-dir claim under ``work/pvc``; yield an :class:`EmulatedJob` once
+    rank 0 has logged ``iteration`` (the moment a fault is injected). With ``fake`` (a
+    :class:`~tests.support.fake_apiserver.FakeKubeAPIServer`), an
+    :class:`~tests.support.emulator_bridge.EmulatorBridge` publishes the job there from the
+    start. ``emulator_options`` go to the emulator (``restart_delay`` is 1 s)."""
+    objects = objects or train_manifest("tiny")
     names = pods(objects)
     pvc_root = work / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
-    with OperatorEmulator(objects, work / "emu", pvc_root=pvc_root, restart_delay=1,
-                          **emulator_options) as emulator:
+    with emulator_for(objects, work / "emu", pvc_root=pvc_root, restart_delay=1,
+                      **emulator_options) as emulator:
+        job = EmulatedJob(emulator, names, work_dir_on_claim(objects, pvc_root),
+                          bridge=EmulatorBridge(fake, emulator) if fake else None)
         emulator.start()
-        seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=emulator.poll)
-        yield EmulatedJob(emulator, names, work_dir_on_claim(objects, pvc_root), seen)
+        job.seen = wait_for_iteration(lambda: emulator.logs(names[0]), iteration, poll=job.poll)
+        yield job
 
 
-def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny"
-                 ) -> subprocess.CompletedProcess:
-    """``kctl slurm-script --gpus 0 --ntasks 2 --cpus-per-task 1 FLAGS PARTITION JOB_NAME CONFIG
-    WORK_DIR TRAINER_ARGS`` from the repository root."""
+def slurm_script(partition: str, work_dir: Path, *flags: str, job_name: str = "tiny",
+                 python: str = sys.executable) -> subprocess.CompletedProcess:
+    """``kctl slurm-script --gpus 0 --ntasks 2 --cpus-per-task 1 --python PYTHON FLAGS PARTITION
+    JOB_NAME CONFIG WORK_DIR TRAINER_ARGS`` from the repository root."""
     argv = [sys.executable, "-m", "kctl", "slurm-script", "--gpus", "0", "--ntasks", "2",
-            "--cpus-per-task", "1", "--python", sys.executable, *flags, partition, job_name,
+            "--cpus-per-task", "1", "--python", python, *flags, partition, job_name,
             CONFIG, str(work_dir), *TRAINER_ARGS]
     proc = subprocess.run(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+_PRIVATE_PYTHON = """#!/bin/bash
+# python for the tasks of a kctl slurm-script job whose nodes share no storage: task N > 0 trains with
+# --work-dir WORK_DIR-rankN, an empty folder of its own, and cannot read WORK_DIR (TEST_UNREADABLE).
+args=("$@")
+if [ "${{SLURM_PROCID:-0}}" != 0 ]; then
+  for i in "${{!args[@]}}"; do
+    if [ "${{args[i]}}" = --work-dir ]; then
+      export TEST_UNREADABLE="${{args[i+1]}}"
+      args[i+1]="${{args[i+1]}}-rank$SLURM_PROCID"
+    fi
+  done
+  export PYTHONPATH={unreadable}${{PYTHONPATH:+:$PYTHONPATH}}
+fi
+exec {python} "${{args[@]}}"
+"""
+
+
+def rank_private_python(folder: Path) -> Path:
+    """Write ``folder/python``, the ``--python`` of a ``kctl slurm-script`` job whose task N > 0
+    gets ``WORK_DIR-rankN`` as its work_dir and cannot read ``WORK_DIR`` (:func:`unable_to_read`):
+    nodes without shared storage, on the one-node test cluster."""
+    path = folder / "python"
+    path.write_text(_PRIVATE_PYTHON.format(unreadable=UNREADABLE, python=sys.executable))
+    path.chmod(0o755)
+    return path
 
 
 # -- the reference --------------------------------------------------------------------------------

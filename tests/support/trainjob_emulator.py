@@ -29,7 +29,10 @@ ClusterTrainingRuntime is vendored in ``tests/support/data/trainjob/``), the emu
 4. applies the Job controller's rules: the Job fails (``BackoffLimitExceeded``) when the restart
    counts of its pods that are still running reach ``backoffLimit`` (the runtime's Job template,
    6 by default; 0 means the first restart), or when more of its pods have failed than it allows
-   (a deleted pod counts as failed); then its other pods are deleted. A deleted pod (SIGTERM,
+   (a deleted pod counts as failed); then it deletes its active pods, the crash-looping one
+   included (Kubernetes' Job documentation: under ``OnFailure`` "the Pod running the Job will be
+   terminated once the job backoff limit has been reached"), so only pods that failed under
+   ``Never`` are left to read. A deleted pod (SIGTERM,
    ``grace_period``, SIGKILL), or a failed one under ``restartPolicy: Never``, is replaced by a new
    pod of the same index (a new name, new emptyDirs) after the Job's pod-failure backoff (10 s,
    doubling per failure since the last success, at most 10 minutes). The Job is complete when
@@ -554,11 +557,11 @@ class TrainJobEmulator(PodRunner):
                                        "Job has reached the specified backoff limit")
         self._replace_at.clear()
         live = [p for p in self.pods.values() if p.phase in ("Pending", "Running")]
-        for pod in live:
+        for pod in live:  # every active pod, a crash-looping one waiting to restart too
             pod.restart_at = None
             if pod.running and not pod.deleting:
-                pod.deleting = True
                 pod.process.terminate()
+            pod.deleting = True
         deadline = time.monotonic() + self.grace_period + 5  # a paused pod ignores SIGTERM
         for pod in live:
             while pod.running and time.monotonic() < deadline:

@@ -46,6 +46,18 @@ def test_resume_forms(tmp_path):
     assert (cfg.resume, cfg.load_from) == (True, str(ckpt))
 
 
+def test_only_rank_0_needs_the_resume_path(tmp_path):
+    """Rank 0 reads the checkpoint and hands it to the others: on a node without rank 0's work_dir the
+    path need not exist."""
+    path, missing = write_config(tmp_path), str(tmp_path / "elsewhere" / "epoch_1.pth")
+    args = build_parser().parse_args([str(path), "--resume", missing])
+    cfg = load_config(str(path))
+    apply_args(cfg, args, rank=1)
+    assert (cfg.resume, cfg.load_from) == (True, missing)
+    with pytest.raises(UsageError, match="--resume: checkpoint not found: .*elsewhere/epoch_1.pth"):
+        apply_args(load_config(str(path)), args, rank=0)
+
+
 def test_auto_scale_lr_enables_the_config_setting(tmp_path):
     path = write_config(tmp_path)
     assert configured(path).auto_scale_lr == dict(base_batch_size=16)

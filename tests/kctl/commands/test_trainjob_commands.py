@@ -213,3 +213,26 @@ def test_logs_follow_across_a_restart_and_a_replaced_pod(fake_kube):
     assert "kctl: [node-0] container restarted (restart 1); following the new one" in result.err
     assert re.search(r"kctl: \[node-1\] pod llm-node-0-1-[a-z0-9]{5} was re-created; following "
                      r"the new pod", result.err)
+
+
+def test_status_of_a_failed_trainjob_whose_pods_were_deleted_reads_their_events(fake_kube,
+                                                                                run_kctl):
+    """When the node Job used up its backoffLimit, Kubernetes deleted its pods: the events that
+    are left say which node failed."""
+    fake_kube.served.add("TrainJob")
+    fake_kube.add_trainjob("llm", nodes=2, conditions=[("Failed", "True")],
+                           jobs_status={"node": {"failed": 1}})
+    fake_kube.add_event("llm-node-0-0-a1b2c", "BackOff", "Back-off restarting failed container "
+                        "node in pod llm-node-0-0-a1b2c_default", source="kubelet")
+    fake_kube.add_event("llm-node-0-1-x9y8z", "BackOff", "Back-off restarting failed container "
+                        "node in pod llm-node-0-1-x9y8z_default", source="kubelet")
+    fake_kube.add_event("other-node-0-0-zzzzz", "BackOff", "not this job's", source="kubelet")
+    out = run_kctl("status", "llm").out
+    failure = out.split("\n\n")[1].splitlines()
+    assert failure[0].startswith("Failed:    FailedJobs: ")
+    assert re.fullmatch(r"           node-1 failed last: pod llm-node-0-1-x9y8z \(deleted with the "
+                        r"Job\), BackOff \d+s ago: Back-off restarting failed container node in "
+                        r"pod llm-node-0-1-x9y8z_default", failure[1])
+    rows = [line.split() for line in out.split("Replicas:\n")[1].splitlines()[1:3]]
+    assert [row[:4] for row in rows] == [["node-0", "-", "-", "deleted"],
+                                         ["node-1", "-", "-", "deleted"]]

@@ -51,17 +51,20 @@ def emulate(tmp_path):
 
 
 def training_runtime(name: str, *, backoff_limit: int | None = None,
-                     restart_policy: str | None = None) -> dict:
-    """A ClusterTrainingRuntime like ``torch-distributed`` (one replicated job ``node``, one
-    container ``node``), with the node Job's ``backoffLimit`` and the pods' ``restartPolicy`` when
-    given."""
+                     restart_policy: str | None = None,
+                     kind: str = "ClusterTrainingRuntime") -> dict:
+    """A ClusterTrainingRuntime (or TrainingRuntime, in namespace ``default``) like
+    ``torch-distributed`` (one replicated job ``node``, one container ``node``), with the node
+    Job's ``backoffLimit`` and the pods' ``restartPolicy`` when given."""
     job_spec: dict = {"template": {"spec": {"containers": [{"name": "node", "image": "python"}]}}}
     if backoff_limit is not None:
         job_spec["backoffLimit"] = backoff_limit
     if restart_policy is not None:
         job_spec["template"]["spec"]["restartPolicy"] = restart_policy
-    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
-            "metadata": {"name": name},
+    metadata = {"name": name}
+    if kind == "TrainingRuntime":
+        metadata["namespace"] = "default"
+    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": kind, "metadata": metadata,
             "spec": {"mlPolicy": {"numNodes": 1, "torch": {}},
                      "template": {"spec": {"replicatedJobs": [{
                          "name": "node",

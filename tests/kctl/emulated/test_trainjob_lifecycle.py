@@ -117,6 +117,8 @@ def test_exhausting_the_backoff_limit_fails_the_job_and_stops_the_other_node(emu
     assert (emulator.nodes[1].restarts, emulator.nodes[1].exit_codes) == (2, [3, 3])
     assert emulator.nodes[0].exit_codes == [143]  # deleted: SIGTERM ended it
     assert [pod.phase for pod in emulator.nodes] == ["Failed", "Failed"]
+    # the Job deleted its active pods: node 1's too, which was waiting to restart
+    assert [pod.deleting for pod in emulator.nodes] == [True, True]
 
 
 def test_the_restarts_of_every_pod_count_towards_the_backoff_limit(emulate):

@@ -20,7 +20,7 @@ import pytest
 from tests.support.podman import IMAGE
 from tests.support.tiny_job import (TIMEOUT, assert_finished_exactly, assert_same_answer,
                                     emulated_tiny_job, pick_fault, preempted_points,
-                                    resumed_points)
+                                    resumed_points, train_manifest)
 
 pytestmark = pytest.mark.image
 
@@ -29,7 +29,8 @@ def test_sigterm_to_a_container_saves_and_the_recreated_pod_resumes(tiny_referen
                                                                     podman_runtime, tmp_path):
     iteration, rank = pick_fault("pytorchjob-container-sigterm")
     started = time.monotonic()
-    with emulated_tiny_job(tmp_path, iteration, "--image", IMAGE, runtime=podman_runtime,
+    objects = train_manifest("tiny", "--image", IMAGE)
+    with emulated_tiny_job(tmp_path, iteration, objects, runtime=podman_runtime,
                            grace_period=30) as job:
         emulator, names, seen = job.emulator, job.names, job.seen
         stopped_pod = emulator.pods[names[rank]]

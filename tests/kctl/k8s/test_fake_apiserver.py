@@ -9,7 +9,7 @@ import re
 import pytest
 from kubernetes import client, config
 
-from tests.support.fake_apiserver import FakeKubeAPIServer, trainjob
+from tests.support.fake_apiserver import JOBSET_LABEL, FakeKubeAPIServer, trainjob
 
 TRAINER = ("trainer.kubeflow.org", "v1alpha1")
 
@@ -230,6 +230,29 @@ def test_trainjob_pods_restart_and_are_replaced_like_pytorchjob_pods(fake_kube, 
     assert fake_kube.replica_pod("llm", "node-1")["metadata"]["name"] == second
     fake_kube.finish_pod(second, exit_code=0)
     assert core.read_namespaced_pod(second, "default").status.phase == "Succeeded"
+
+
+def test_create_admits_an_object_as_a_post_does(fake_kube, api):
+    with pytest.raises(Exception, match="must be created before the TrainJob is created"):
+        fake_kube.create(trainjob("llm"))
+    fake_kube.install_trainer()
+    created = fake_kube.create(trainjob("llm"))
+    assert created["spec"]["runtimePatches"][0]["time"]  # the defaulting webhook's stamp
+    assert client.CustomObjectsApi(api).get_namespaced_custom_object(
+        *TRAINER, "default", "trainjobs", "llm") == created
+
+
+def test_a_pod_named_by_its_job_and_deleted_in_two_steps(fake_kube, api):
+    fake_kube.add_trainjob("llm")
+    fake_kube.add_pod("llm", "node-1", name="llm-node-0-1-bcdfg", labels={"team": "a"})
+    core = client.CoreV1Api(api)
+    pod = core.read_namespaced_pod("llm-node-0-1-bcdfg", "default")
+    assert (pod.metadata.labels["team"], pod.metadata.labels[JOBSET_LABEL]) == ("a", "llm")
+    assert pod.metadata.deletion_timestamp is None
+    fake_kube.delete_pod("llm-node-0-1-bcdfg", stopping=True)  # the kubelet stops it
+    assert core.read_namespaced_pod("llm-node-0-1-bcdfg", "default").metadata.deletion_timestamp
+    fake_kube.delete_pod("llm-node-0-1-bcdfg")
+    assert core.list_namespaced_pod("default").items == []
 
 
 def test_deleting_a_trainjob_collects_jobset_job_and_pods(fake_kube, api):

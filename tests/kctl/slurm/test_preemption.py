@@ -13,7 +13,8 @@ A requeued job waits about two minutes before Slurm starts it again (its begin t
 start it as soon as the previous run has left (``SlurmCluster.start_requeued``). Both runs write
 to the same log (``--open-mode=append``), where the trainer's ``preempted at`` and ``resumed
 from`` lines must name the same iteration; the job then trains exactly the configured epochs, and
-ends with the weights of the uninterrupted run.
+ends with the weights of the uninterrupted run. In the first test the tasks share no work_dir, as
+nodes without shared storage: only rank 0 reads the checkpoint it resumes from.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.tiny_job import (TIMEOUT, assert_finished_exactly, assert_same_answer,
-                                    pick_fault, preempted_points, resumed_points, slurm_script,
-                                    wait_for_iteration)
+                                    pick_fault, preempted_points, rank_private_python,
+                                    resumed_points, slurm_script, wait_for_iteration)
 
 pytestmark = pytest.mark.slurm
 
@@ -36,11 +37,11 @@ def read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start_requeueable_job(cluster, work: Path, fault: str) -> tuple[str, Path, int]:
-    """Submit the job with ``--requeue``; return its id, log and the iteration reached once the
-    fault's iteration is done."""
+def start_requeueable_job(cluster, work: Path, fault: str, **options) -> tuple[str, Path, int]:
+    """Submit the job with ``--requeue`` (``options`` for :func:`slurm_script`); return its id,
+    log and the iteration reached once the fault's iteration is done."""
     iteration, _ = pick_fault(fault)
-    job_id = slurm_script(cluster.partition, work, "--requeue", "--submit").stdout.strip()
+    job_id = slurm_script(cluster.partition, work, "--requeue", "--submit", **options).stdout.strip()
     log = work / f"slurm-{job_id}.out"
 
     def still_running():
@@ -73,8 +74,10 @@ def assert_resumed_where_it_stopped(text: str, seen: int) -> None:
 
 def test_signal_before_the_time_limit_requeues_and_resumes(slurm_cluster, tiny_reference,
                                                            tmp_path):
+    """Task 1 trains in ``work-rank1`` and fails if it reads ``work`` (``rank_private_python``)."""
     work = tmp_path / "work"
-    job_id, log, seen = start_requeueable_job(slurm_cluster, work, "slurm-signal")
+    job_id, log, seen = start_requeueable_job(slurm_cluster, work, "slurm-signal",
+                                              python=str(rank_private_python(tmp_path)))
     subprocess.run(["scancel", "--signal=TERM", job_id], check=True, capture_output=True,
                    timeout=60)
     print(f"scancel --signal=TERM {job_id} after iteration {seen}")
@@ -84,6 +87,8 @@ def test_signal_before_the_time_limit_requeues_and_resumes(slurm_cluster, tiny_r
     assert_resumed_where_it_stopped(text, seen)
     assert_finished_exactly(work)
     assert_same_answer(tiny_reference, text, work)
+    private = tmp_path / "work-rank1"
+    assert private.is_dir() and not list(private.rglob("*.pth")) and not (private / "last_checkpoint").exists()
 
 
 def test_preemption_requeues_and_resumes(slurm_cluster, tiny_reference, tmp_path):
