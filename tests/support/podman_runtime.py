@@ -97,6 +97,7 @@ class PodmanRuntime(ContainerRuntime):
         self.id = uuid.uuid4().hex[:8]
         self.network = f"kctl-job-{self.id}"
         self._network_made = False
+        self.used = False  # whether a container was created (before that, podman is not asked)
         self._image_users: dict[str, str] = {}
         self._starts = itertools.count()
 
@@ -133,6 +134,8 @@ class PodmanRuntime(ContainerRuntime):
 
     def containers(self) -> list[str]:
         """Names of this runtime's containers that still exist."""
+        if not self.used:
+            return []
         proc = self.podman("ps", "--all", "--filter", f"label={RUNTIME_LABEL}={self.id}",
                            "--format", "{{.Names}}")
         return proc.stdout.split()
@@ -232,6 +235,7 @@ class PodmanContainer(Container):
                 if mount.memory_limit is None:
                     set_volume_ownership(mount.volume_root or mount.host_path, fs_group,
                                          mount.read_only)
+        self.runtime.used = True
         created = podman("create", *self.args)
         if created.returncode:
             raise EmulatorError(f"{self.spec.pod}: podman create failed: "
