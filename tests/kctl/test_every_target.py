@@ -64,9 +64,28 @@ def test_slurm_two_tasks(tiny_reference, slurm_cluster, tmp_path):
     assert_same_answer(tiny_reference, log, work)
 
 
-def _emulate(objects, tmp_path, runtime=None):
+#: The emulated targets: kctl train's PyTorchJob, the Helm chart's, kctl train's TrainJob.
+EMULATED = ("kctl-train-pytorchjob", "helm-chart-pytorchjob", "kctl-train-trainjob")
+
+
+def _manifest(target: str, request, tmp_path, image: str | None = None) -> list[dict]:
+    """The tiny job's objects as ``target`` renders them (for ``image`` when given)."""
+    if target == "helm-chart-pytorchjob":
+        values = {}
+        if image:
+            repository, tag = image.rsplit(":", 1)
+            values["image"] = {"repository": repository, "tag": tag}
+        return helm_manifest(request.getfixturevalue("helm_bin"), "tiny", tmp_path, **values)
+    flags = ("--image", image) if image else ()
+    if target == "kctl-train-trainjob":
+        return trainjob_manifest("tiny", *flags)
+    return train_manifest("tiny", *flags)
+
+
+def _emulate_to_the_reference(reference, objects, tmp_path, runtime=None) -> None:
     """Run the job to its end in the emulator of its kind (its pods as local processes, or as
-    containers of ``runtime``); its output and work dir."""
+    containers of ``runtime``), with no restart, nothing left behind, exactly the configured
+    epochs and the reference's weights."""
     pvc_root = tmp_path / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
     started = time.monotonic()
@@ -82,51 +101,18 @@ def _emulate(objects, tmp_path, runtime=None):
     if runtime is not None:  # every container and the job's network removed
         assert (runtime.containers(), runtime.network_exists()) == ([], False)
     assert restarts == [(0, 0), (0, 0)]
-    return log, work_dir_on_claim(objects, pvc_root)
-
-
-def test_kctl_train_pytorchjob(tiny_reference, tmp_path):
-    objects = train_manifest("tiny")
-    log, work = _emulate(objects, tmp_path)
+    work = work_dir_on_claim(objects, pvc_root)
     assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+    assert_same_answer(reference, log, work)
 
 
-def test_helm_chart_pytorchjob(tiny_reference, helm_bin, tmp_path):
-    objects = helm_manifest(helm_bin, "tiny", tmp_path)
-    log, work = _emulate(objects, tmp_path)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
-
-
-def test_trainjob(tiny_reference, tmp_path):
-    objects = trainjob_manifest("tiny")
-    log, work = _emulate(objects, tmp_path)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+@pytest.mark.parametrize("target", EMULATED)
+def test_emulated(target, tiny_reference, request, tmp_path):
+    _emulate_to_the_reference(tiny_reference, _manifest(target, request, tmp_path), tmp_path)
 
 
 @pytest.mark.image
-def test_kctl_train_pytorchjob_in_containers(tiny_reference, podman_runtime, tmp_path):
-    objects = train_manifest("tiny", "--image", IMAGE)
-    log, work = _emulate(objects, tmp_path, podman_runtime)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
-
-
-@pytest.mark.image
-def test_helm_chart_pytorchjob_in_containers(tiny_reference, helm_bin, podman_runtime, tmp_path):
-    repository, tag = IMAGE.rsplit(":", 1)
-    objects = helm_manifest(helm_bin, "tiny", tmp_path,
-                            image={"repository": repository, "tag": tag})
-    log, work = _emulate(objects, tmp_path, podman_runtime)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
-
-
-@pytest.mark.image
-def test_trainjob_in_containers(tiny_reference, podman_runtime, tmp_path):
-    objects = trainjob_manifest("tiny", "--image", IMAGE)
-    log, work = _emulate(objects, tmp_path, podman_runtime)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+@pytest.mark.parametrize("target", EMULATED)
+def test_emulated_in_containers(target, tiny_reference, podman_runtime, request, tmp_path):
+    _emulate_to_the_reference(tiny_reference, _manifest(target, request, tmp_path, IMAGE),
+                              tmp_path, podman_runtime)

@@ -6,10 +6,9 @@ restart or stop (:mod:`tests.support.operator_emulator` for PyTorchJobs,
 :mod:`tests.support.trainjob_emulator` for TrainJobs); :mod:`tests.support.pod_runner` does the
 kubelet's part (volumes, environment, ``$(VAR)`` expansion) and hands a runtime a
 :class:`ContainerSpec` in container terms. The runtime makes a :class:`Container` of it, which the
-emulators only start, signal, watch and read through its log file. Another way of running a
-container (a podman container of the trainer image) is another pair of these two classes; the
-operator code does not change: :mod:`tests.support.podman_runtime` is the other pair, a podman
-container of the trainer image per container start.
+emulators only start, signal, watch and read through its log file. The other pair of these two
+classes, :mod:`tests.support.podman_runtime`, runs each container start as a podman container of
+the trainer image; the operator code does not change.
 """
 
 from __future__ import annotations

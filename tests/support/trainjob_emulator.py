@@ -60,6 +60,11 @@ What differs from a cluster, and why
    ``resources`` other than GPUs, ``sizeLimit``) are as in the PyTorchJob mode (its deviations 3 to
    6), and so is the kubelet's timing (deviation 7; ``restart_delay`` also scales the Job's
    pod-failure backoff).
+
+   In container mode (``runtime=PodmanRuntime(podman)``, see the PyTorchJob mode's "Container
+   mode") deviations 1 to 3 go as they do there: each node's container is reachable as
+   ``<tj>-node-0-<i>.<tj>`` (a network alias on the job's podman network), so ``PET_MASTER_ADDR``
+   and 29500 are used unchanged, and volumes, the image and the ``securityContext`` are real.
 4. A container restart counts towards ``backoffLimit`` when the container exits. On a cluster
    ``restartCount`` grows when the kubelet starts it again, after the CrashLoopBackOff wait, so
    there the Job fails only once that further start has begun (and its pods are then deleted).
