@@ -22,7 +22,8 @@ be in podman's storage: nothing is pulled), with what the manifest says:
   ``--read-only`` with nothing writable but the volumes (podman's own tmpfs on /tmp, /run and
   /var/tmp turned off);
 - ``resources.limits``: ``cpu`` as ``--cpus`` (a CFS quota), ``memory`` as ``--memory``;
-- network: one podman network per runtime (that is, per job) with DNS; each pod's container has
+- network: one podman network per runtime (that is, per job) with DNS, kept up by a container
+  that only sleeps (:meth:`PodmanRuntime.ensure_network`); each pod's container has
   the pod's hostname and the names the job's other pods reach it by as network aliases (the
   PyTorchJob operator's Service ``<job>-master-0``, a TrainJob node's
   ``<tj>-node-0-<i>.<tj>``), in a network namespace of its own, so the manifest's own master
@@ -97,7 +98,7 @@ class PodmanRuntime(ContainerRuntime):
         self.id = uuid.uuid4().hex[:8]
         self.network = f"kctl-job-{self.id}"
         self._network_made = False
-        self.used = False  # whether a container was created (before that, podman is not asked)
+        self.used = False  # whether the network was made (before that, podman is not asked)
         self._image_users: dict[str, str] = {}
         self._starts = itertools.count()
 
@@ -111,15 +112,27 @@ class PodmanRuntime(ContainerRuntime):
     def labels(self) -> dict[str, str]:
         return {RUNTIME_LABEL: self.id}
 
-    def ensure_network(self) -> None:
-        """Create the job's network (once)."""
+    def ensure_network(self, image: str) -> None:
+        """Create the job's network (once), with a container of ``image`` that only sleeps on it
+        until :meth:`close`: podman's DNS server (aardvark-dns) runs only while some container is
+        on a network, so without it DNS would go down and come back whenever every pod's
+        container has ended at once (a killed master and the worker failing with it), and a
+        lookup in that moment takes about 20 s to fail (seen as torchrun's "The hostname of the
+        client socket cannot be retrieved" after a restart). A cluster's DNS stays up."""
         if self._network_made:
             return
+        self.used = True
         proc = self.podman("network", "create", "--label", f"{SESSION_LABEL}={self.podman.session}",
                            "--label", f"{RUNTIME_LABEL}={self.id}", self.network)
         if proc.returncode:
             raise EmulatorError(f"podman network create failed: {last_line(proc.stderr)}")
         self._network_made = True
+        holder = self.podman("run", "--detach", "--pull", "never", *self.podman.container_args(
+            image, ["infinity"], name=f"kctl-{self.id}-dns", entrypoint="sleep", read_only=True,
+            hardened=True, network=self.network, labels=self.labels))
+        if holder.returncode:
+            raise EmulatorError(f"podman run of the network's holder container failed: "
+                                f"{last_line(holder.stderr)}")
 
     def image_user(self, image: str) -> str:
         """The image's USER (empty: root); refused when podman does not have the image (nothing
@@ -228,14 +241,13 @@ class PodmanContainer(Container):
     def start(self) -> None:
         podman = self.runtime.podman
         self._check_non_root()
-        self.runtime.ensure_network()
+        self.runtime.ensure_network(self.spec.image)
         fs_group = self.spec.security.fs_group
         if fs_group is not None:
             for mount in self.spec.mounts:
                 if mount.memory_limit is None:
                     set_volume_ownership(mount.volume_root or mount.host_path, fs_group,
                                          mount.read_only)
-        self.runtime.used = True
         created = podman("create", *self.args)
         if created.returncode:
             raise EmulatorError(f"{self.spec.pod}: podman create failed: "
