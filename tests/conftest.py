@@ -7,6 +7,8 @@ import tempfile
 pytest_plugins = [
     "tests.support.fake_apiserver",
     "tests.support.helm",
+    "tests.support.mmpretrain_env",
+    "tests.support.mmpretrain_job",
     "tests.support.slurm",
     "tests.support.trainer_runtime",
     "tests.support.tiny_job",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from kctl.backends.pytorchjob import (BACKEND, CONFIG_MOUNT, DEFAULT_IMAGE, DEFAULT_MAX_RESTARTS,
                                       DEFAULT_SHM_SIZE, WORK_DIR_MOUNT, DataVolume)
+from kctl.configfiles import resolve_config
 from kctl.errors import UsageError
 from kctl.job import Job, Topology, check_dns1035, default_name
 from kctl.k8s import add_cluster_arguments
@@ -100,7 +100,7 @@ def build_job(args) -> Job:
     topology = Topology.per_node(args.gpus, args.nodes,
                                  1 if args.cpu_procs is None else args.cpu_procs)
     name = check_dns1035(args.name, what="--name") if args.name else default_name(args.config)
-    return Job(config=Path(args.config), topology=topology, name=name,
+    return Job(config=resolve_config(args.config), topology=topology, name=name,
                trainer_args=tuple(args.trainer_args))
 
 
