@@ -10,7 +10,9 @@ called once the config is complete and before anything is built:
 - makes mmengine find the trainer's runtime parts from any scope (:func:`qualify_runtime_types`);
 - gives configs of other scopes the trainer's exact resume (:func:`make_resume_exact`);
 - checks that every ``type`` is in some registry (:func:`check_types`): one line naming the type and
-  the scopes searched, before ``work_dir`` exists.
+  the scopes searched, before ``work_dir`` exists. A pure-Python config that gives another library's
+  types as classes (MMPretrain's ``mmpretrain/configs``) is refused the same way: the trainer cannot
+  put its runtime parts into it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def adapt_to_scope(cfg) -> None:
 
     scope = cfg.get("default_scope") or SCOPE
     scope_registry_module(scope)  # its registries join mmengine's tree
+    if scope == "mmpretrain":
+        importlib.import_module("trainer.visualization.universal")  # its UniversalVisualizer, figure made lazily
     qualify_runtime_types(cfg, scope)
     make_resume_exact(cfg, scope)
     check_types(cfg, scope)
@@ -136,12 +140,17 @@ def make_resume_exact(cfg, scope: str) -> None:
 
 # ---- types no registry has -----------------------------------------------------------------------------------
 
+#: Packages whose classes a pure-Python config (``with read_base():``, types given as classes) may name:
+#: the trainer can put its runtime in such a config only where its types are names.
+CLASS_TYPES_FROM = ("trainer", "mmengine", "torch")
+
+
 def _types(node, where: str, scope: str):
-    """``(config key, type name, scope)`` of every string ``type`` in ``node``; a dict's ``_scope_`` is the
-    scope of its type and of the types inside it."""
+    """``(config key, type, scope)`` of every ``type`` in ``node`` (a name, or a class in a pure-Python
+    config); a dict's ``_scope_`` is the scope of its type and of the types inside it."""
     if isinstance(node, dict):
         scope = node.get("_scope_") or scope
-        if isinstance(node.get("type"), str):
+        if node.get("type") is not None:
             yield f"{where}.type", node["type"], scope
         for key, value in node.items():
             yield from _types(value, f"{where}.{key}" if where else str(key), scope)
@@ -186,6 +195,13 @@ def check_types(cfg, scope: str) -> None:
 
     cache: dict[str, list] = {}
     for where, name, type_scope in _types(dict(cfg.items()), "", scope):
+        if not isinstance(name, str):
+            package = getattr(name, "__module__", "").partition(".")[0]
+            if package not in CLASS_TYPES_FROM:
+                raise UsageError(f"{where}: {getattr(name, '__name__', name)} is given as a class of {package}: "
+                                 f"pure-Python configs of {package} (types as classes) are not supported; use a "
+                                 f"config of its tree, whose types are names ({package}::FAMILY/NAME.py)")
+            continue
         registries = cache.get(type_scope) or cache.setdefault(type_scope, _registries(type_scope))
         if any(registry.get(name) is not None for registry in registries):
             continue

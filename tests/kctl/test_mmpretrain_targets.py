@@ -37,7 +37,7 @@ def run(python: Path, *argv: str, stdin: str | None = None, **env: str) -> subpr
 
 
 def package_configs(python: Path) -> Path:
-    code = "import mmpretrain, os; print(os.path.dirname(mmpretrain.__file__))"
+    code = "import importlib.util as u; print(u.find_spec('mmpretrain').submodule_search_locations[0])"
     return Path(run(python, "-c", code).stdout.strip()) / ".mim" / "configs"
 
 

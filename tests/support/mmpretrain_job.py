@@ -43,7 +43,7 @@ RESUMED = re.compile(r"trainer: resumed from (\S+) at epoch=(\d+) iter=(\d+)")
 PREEMPTED = re.compile(r"trainer: preempted at epoch=(\d+) iter=(\d+), saved (\S+)")
 
 
-def write_imagenet(root: Path) -> Path:
+def write_imagenet(root: Path, train_per_class: int = TRAIN_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> Path:
     """ImageNet's layout under ``root``: ``train/<wnid>/<wnid>_<i>.JPEG``, ``val/...`` and the list files
     ``meta/train.txt``, ``meta/val.txt`` (``<wnid>/<file> <label>``; with them MMPretrain's ``ImageNet``
     needs no folder for each of its 1000 classes). Images are 40x48 noise, tinted by class."""
@@ -52,7 +52,7 @@ def write_imagenet(root: Path) -> Path:
 
     rng = np.random.default_rng(0)
     (root / "meta").mkdir(parents=True)
-    for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
         lines = []
         for i in range(count):  # the classes alternate: the first N images hold both
             for label, wnid in enumerate(CLASSES):

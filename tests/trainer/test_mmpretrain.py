@@ -18,9 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mmpretrain_env import INSTALL
 from tests.support.mmpretrain_job import (FAMILIES, ITERS_PER_EPOCH, PREEMPTED, RESNET18, RESUMED, TIMEOUT,
                                           assert_trained, final_weights, trained, trainer, trainer_options)
 from tests.support.trainer_runtime import REPO, run_trainer, trainer_env
+
+
+#: Flags of the trainer given to some of the runs.
+FLAGS = {"mobilenet_v2": ["--auto-scale-lr"]}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def family_runs(mmpretrain_python, tiny_imagenet, tmp_path_factory) -> dict[str,
     iterations (the uninterrupted run the resume test compares with), the others of one iteration of 4
     images. ``{family: (log, work_dir)}``."""
     folder = tmp_path_factory.mktemp("families")
-    runs = {family: trainer(mmpretrain_python, config, folder / family,
+    runs = {family: trainer(mmpretrain_python, config, folder / family, *FLAGS.get(family, ()),
                             *(trainer_options(tiny_imagenet) if family == "resnet" else
                               trainer_options(tiny_imagenet, family, per_process_batch=4, samples=4)))
             for family, config in FAMILIES.items()}
@@ -47,9 +52,13 @@ def test_an_unchanged_config_trains_with_the_trainers_runtime(family_runs, famil
     for part in ("runner_type = 'trainer.Runner'", "type='trainer.EpochBasedTrainLoop'",
                  "type='trainer.CheckpointHook'", "type='trainer.FinalWeightsHook'",
                  "type='trainer.PreemptionHook'", "type='trainer.ResumableSampler'",
-                 "type='trainer.SeedSampleRandomness'", "default_scope = 'mmpretrain'"):
+                 "type='trainer.SeedSampleRandomness'", "type='trainer.UniversalVisualizer'",
+                 "default_scope = 'mmpretrain'"):
         assert part in dumped, part
     assert (work_dir / "last_checkpoint").read_text().endswith("epoch_2.pth")
+    if "--auto-scale-lr" in FLAGS.get(family, ()):  # MobileNetV2's lr 0.045 is for 256 images a step, here 4
+        assert "trainer: auto-scale-lr base_lr=0.045 scaled_lr=0.000703125 (world_size×batch=4/base_batch_size=256)" \
+            in log, log[-3000:]
 
 
 def test_stopped_mid_epoch_and_resumed_it_ends_with_the_uninterrupted_weights(
@@ -124,6 +133,25 @@ def test_a_config_of_your_own_on_mmpretrains_tree(mmpretrain_python, tiny_imagen
     assert refused(proc, tmp_path / "wd") == message
 
 
+def test_a_pure_python_config_with_mmpretrains_classes_is_refused(mmpretrain_python, tmp_path):
+    """MMPretrain's new-style configs (``mmpretrain/configs``, not in its wheel) give types as classes."""
+    config = write(tmp_path / "cfg", """\
+        from mmengine.config import read_base
+        with read_base():
+            from .runtime import *
+        from mmpretrain.models import ImageClassifier, ResNet
+        model = dict(type=ImageClassifier, backbone=dict(type=ResNet, depth=18))
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))
+        """)
+    (tmp_path / "cfg" / "runtime.py").write_text("from mmengine.hooks import CheckpointHook\n"
+                                                 "default_hooks = dict(checkpoint=dict(type=CheckpointHook))\n")
+    proc = in_mmpretrain_env(mmpretrain_python, config, tmp_path=tmp_path)
+    assert refused(proc, tmp_path / "wd") == (
+        "trainer: error: model.type: ImageClassifier is given as a class of mmpretrain: pure-Python configs of "
+        "mmpretrain (types as classes) are not supported; use a config of its tree, whose types are names "
+        "(mmpretrain::FAMILY/NAME.py)")
+
+
 def test_a_dataset_that_would_download_says_where_to_put_its_files(mmpretrain_python, tmp_path):
     empty = tmp_path / "cifar10"
     empty.mkdir()
@@ -175,3 +203,10 @@ def test_a_torchvision_that_cannot_load_beside_torch_is_one_line(tmp_path):
                         r"are CUDA builds, which need a CUDA build of torch\), or uninstall torchvision if no config "
                         r"needs it", refused(proc, tmp_path / "wd"))
 
+
+
+def test_the_documented_install_is_the_one_the_tests_build():
+    documented = [line for line in (REPO / "docs" / "mmpretrain.md").read_text().splitlines()
+                  if line.startswith("python3 -m venv")]
+    built = [command.replace(",test]", "]") for command in INSTALL]
+    assert documented == [" && ".join(["python3 -m venv .venv", ". .venv/bin/activate", *built])]
