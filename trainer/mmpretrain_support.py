@@ -30,8 +30,9 @@ from trainer.errors import UsageError
 EXTRA = "the trainer's [mmpretrain] extra (see docs/mmpretrain.md)"
 #: Where an installed OpenMMLab package keeps its config tree (what ``mim`` and ``pkg::`` names use).
 CONFIG_TREE = osp.join(".mim", "configs")
-#: What a package needs besides itself, as (module, what provides it).
-NEEDS = {"mmpretrain": (("mmcv", "mmcv-lite"), ("torchvision", "torchvision"))}
+#: What a package needs besides itself and its own requirements, as (module, how to install it).
+NEEDS = {"mmpretrain": (("mmcv", "install mmcv-lite: pip install --no-deps -c constraints.txt mmcv-lite"),
+                        ("torchvision", "install the torchvision built for your torch"))}
 
 # What a correct install of the extra says on stderr in every process, and need not:
 # mmcv-lite has no compiled ops (one that a config uses is reported: trainer.scope.check_types) ...
@@ -115,10 +116,10 @@ def check_installed(cfg) -> None:
         return  # the trainer's, or one that a custom_imports module creates
     if package_folder(scope) is None:
         raise UsageError(f"default_scope={scope!r}: {not_installed(scope)}")
-    for module, distribution in NEEDS.get(scope, ()):
+    for module, how in NEEDS.get(scope, ()):
         if package_folder(module) is None:
-            raise UsageError(f"default_scope={scope!r}: {scope} needs {module}, which is not installed "
-                             f"(the {distribution} of {EXTRA})")
+            raise UsageError(f"default_scope={scope!r}: {scope} needs {module}, which is not installed: {how} "
+                             "(see docs/mmpretrain.md)")
 
 
 def check_torchvision() -> None:

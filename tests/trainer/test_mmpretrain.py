@@ -190,6 +190,18 @@ def test_without_the_extra_an_mmpretrain_config_is_refused(tmp_path, config, bod
     assert refused(proc, tmp_path / "wd") == f"trainer: error: {where}: {EXTRA}"
 
 
+def test_the_extra_without_mmcv_lite_is_refused(tmp_path):
+    """The install's third command (mmcv-lite, --no-deps) forgotten: MMPretrain itself is there (here a
+    stand-in that must not be imported), mmcv is not."""
+    (tmp_path / "site" / "mmpretrain").mkdir(parents=True)
+    (tmp_path / "site" / "mmpretrain" / "__init__.py").write_text("raise ImportError('not to be imported')\n")
+    config = write(tmp_path / "cfg", "default_scope = 'mmpretrain'\nmodel = dict(type='ImageClassifier')\n")
+    proc = run_trainer(config, "--work-dir", tmp_path / "wd", env=trainer_env(PYTHONPATH=f"{REPO}:{tmp_path / 'site'}"))
+    assert refused(proc, tmp_path / "wd") == (
+        "trainer: error: default_scope='mmpretrain': mmpretrain needs mmcv, which is not installed: install mmcv-lite: "
+        "pip install --no-deps -c constraints.txt mmcv-lite (see docs/mmpretrain.md)")
+
+
 def test_a_torchvision_that_cannot_load_beside_torch_is_one_line(tmp_path):
     """PyPI's torchvision (a CUDA build) beside the CPU torch: ``import torchvision`` raises, as this
     stand-in does. mmengine imports it to log the environment, even for the digits demo."""
