@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
