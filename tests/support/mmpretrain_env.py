@@ -108,12 +108,14 @@ def mmpretrain_venv(report=print) -> Path:
 @pytest.fixture(scope="session")
 def mmpretrain_python(request) -> Path:
     """The interpreter of the MMPretrain environment (built or reused; see the module docstring)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     lines = []
     folder = mmpretrain_venv(lines.append)
-    for line in lines:
-        if reporter is not None:
-            reporter.write_line(line)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # on the terminal, not into the test's captured output
+            for line in lines:
+                reporter.write_line(line)
     return folder / "bin" / "python"
 
 
