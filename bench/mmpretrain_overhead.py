@@ -122,7 +122,7 @@ def main(argv=None) -> int:
             work_dir = str(tmp / f"{side}{run}")
             command = ([*trainer, "--work-dir", work_dir] if side == "trainer" else
                        [*mmengine, work_dir, "amp" if args.amp else "fp32", *options])
-            seen, _ = timed_lines(command, env, [first, last])
+            seen, _, _ = timed_lines(command, env, [first, last])
             rates[side].append(images / (seen[last] - seen[first]))
             print(f"  run {run + 1} {side:<8} {rates[side][-1]:8.1f} img/s", flush=True)
     for name, pick in (("medians", statistics.median), ("best runs", max)):
@@ -137,10 +137,11 @@ def main(argv=None) -> int:
     bare = [sys.executable, "-W", "ignore", "-c", REGISTER + "; print('imported', flush=True)"]
     startup, first_iter, imports = [], [], []
     for run in range(args.startup_repeats):
-        seen, output = timed_lines([*quick, "--work-dir", str(tmp / f"startup{run}")], env, ["Epoch(train)"])
-        startup.append(seen["Epoch(train)"])
+        seen, start, output = timed_lines([*quick, "--work-dir", str(tmp / f"startup{run}")], env, ["Epoch(train)"])
+        startup.append(seen["Epoch(train)"] - start)
         first_iter.append(float(output.split("Epoch(train)", 1)[1].split("  time: ")[1].split()[0]))  # IterTimerHook
-        imports.append(timed_lines(bare, env, ["imported"])[0]["imported"])
+        seen, start, _ = timed_lines(bare, env, ["imported"])
+        imports.append(seen["imported"] - start)
     print(f"startup: process start -> first logged iteration {statistics.median(startup):.2f} s; bare `import "
           f"mmpretrain` + register_all_modules() {statistics.median(imports):.2f} s; difference "
           f"{statistics.median(startup) - statistics.median(imports):.2f} s, of which the first iteration itself "
