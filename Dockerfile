@@ -19,8 +19,11 @@ ARG BASE_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
 ARG TORCH_VERSION=2.5.1
-# The project's extras to install (comma-separated).
-ARG EXTRAS=trainer
+# The project's extras to install (comma-separated). `mmpretrain` (MMPretrain's own configs,
+# docs/mmpretrain.md) needs the torchvision of the base's torch, which a CUDA base such as
+# pytorch/pytorch brings; a CPU base builds with EXTRAS=trainer. With it comes mmcv-lite, without
+# its requirements (GUI opencv-python and a second mmengine distribution).
+ARG EXTRAS=trainer,mmpretrain
 ARG UID=1000
 
 # Caches and config folders of PyTorch, matplotlib and anything else that follows XDG go under
@@ -61,6 +64,10 @@ RUN --mount=type=secret,id=pip-ca --mount=type=secret,id=pip-index-url \
     fi; \
     echo "torch==${TORCH_VERSION}" > /tmp/torch-constraint.txt \
     && pip install --no-cache-dir -c constraints.txt -c /tmp/torch-constraint.txt ".[${EXTRAS}]" \
+    && if [[ ",${EXTRAS}," == *,mmpretrain,* ]]; then \
+           pip install --no-cache-dir --no-deps -c constraints.txt mmcv-lite \
+           && python -c "import torchvision, mmpretrain, mmcv"; \
+       fi \
     && python -c "import torch, mmengine, trainer" \
     && rm -rf /opt/kctl/build /opt/kctl/*.egg-info /tmp/torch-constraint.txt /tmp/pip-torch.log \
               "${XDG_CACHE_HOME}" "${XDG_CONFIG_HOME}"

@@ -4,13 +4,23 @@ Two things kctl needs before it starts anything: every file a config pulls in th
 ``_base_`` (so the whole tree can travel, e.g. in a ConfigMap), and a few plain values
 (per-GPU batch size, ``auto_scale_lr.base_batch_size``) for checks. Both are read from the
 syntax tree; nothing in the config is executed.
+
+A config can also be named inside an installed OpenMMLab package, as ``mim`` does:
+``mmpretrain::resnet/resnet50_8xb32_in1k.py`` is that file of the package's own config tree
+(``mmpretrain/.mim/configs``), found without importing the package (:func:`resolve_config`). Such a
+config is collected like any other (its relative ``_base_`` files lie in the same tree); a
+``_base_`` written ``mmpretrain::...`` in a config of your own is checked but not collected: the
+trainer reads it from the package installed where it runs.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +63,40 @@ def _parse_version(path: Path, mtime_ns: int, size: int) -> ast.Module:
         raise UsageError(f"syntax error in config {path}, line {err.lineno}: {err.msg}") from None
 
 
-def _base_paths(path: Path, tree: ast.Module) -> list[Path]:
-    """The files ``path`` inherits from, in order, as mmengine resolves them."""
+#: Where an installed OpenMMLab package keeps its config tree (what ``<package>::<path>`` names).
+PACKAGE_CONFIGS = Path(".mim", "configs")
+
+
+def resolve_config(name: str, relative_to: str | os.PathLike | None = None) -> Path:
+    """The file a config name means: ``<package>::<path>`` is ``<path>`` in the installed package's
+    config tree (:data:`PACKAGE_CONFIGS`), anything else a path (under ``relative_to`` if given and
+    the path is relative). Only the package's folder is looked up: nothing is imported.
+
+    Raises:
+        UsageError: The package is not installed in kctl's Python, or has no such config (the
+            nearest names are given).
+    """
+    package, sep, relative = name.partition("::")
+    if not sep:
+        return Path(relative_to or "", name)
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        extra = (": it comes with the trainer's [mmpretrain] extra (see docs/mmpretrain.md)"
+                 if package == "mmpretrain" else "")
+        raise UsageError(f"{name}: {package} is not installed in kctl's Python "
+                         f"({sys.executable}){extra}")
+    configs = Path(list(spec.submodule_search_locations)[0], PACKAGE_CONFIGS)
+    if (configs / relative).is_file():
+        return configs / relative
+    known = [p.relative_to(configs).as_posix() for p in configs.rglob("*.py")]
+    nearest = difflib.get_close_matches(relative, known, n=3, cutoff=0.6)
+    hint = f"; nearest: {', '.join(f'{package}::{n}' for n in nearest)}" if nearest else ""
+    raise UsageError(f"{name}: no such config in {package}'s config tree {configs}{hint}")
+
+
+def _base_paths(path: Path, tree: ast.Module, packaged: bool = True) -> list[Path]:
+    """The files ``path`` inherits from, in order, as mmengine resolves them; with ``packaged``
+    False, without those named ``<package>::<path>`` (which are checked all the same)."""
     bases: list[Path] = []
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
@@ -66,10 +108,10 @@ def _base_paths(path: Path, tree: ast.Module) -> list[Path]:
                                  "of strings") from None
             for item in [value] if isinstance(value, str) else list(value):
                 if "::" in item:
-                    raise UsageError(
-                        f"{path}: _base_ {item!r} names a config inside a package; kctl ships "
-                        "local files only (use a config baked into the image instead)")
-                bases.append((path.parent / item).resolve())
+                    base = resolve_config(item)
+                    bases += [base] if packaged else []
+                else:
+                    bases.append((path.parent / item).resolve())
         elif isinstance(node, ast.With) and _is_read_base(node):
             for stmt in node.body:
                 if isinstance(stmt, ast.ImportFrom):
@@ -109,7 +151,8 @@ class ConfigTree:
 
 
 def collect(config: str | os.PathLike) -> ConfigTree:
-    """Find ``config`` and every file it pulls in through ``_base_``, recursively."""
+    """Find ``config`` and every file it pulls in through ``_base_``, recursively (not those of an
+    installed package named ``<package>::<path>``, which the trainer reads where it runs)."""
     start = Path(config).resolve()
     order: list[Path] = []
     pending = [(start, None)]
@@ -121,7 +164,7 @@ def collect(config: str | os.PathLike) -> ConfigTree:
             where = f" (a _base_ of {parent})" if parent else ""
             raise UsageError(f"config file not found: {path}{where}")
         order.append(path)
-        pending.extend((base, path) for base in _base_paths(path, _parse(path)))
+        pending.extend((base, path) for base in _base_paths(path, _parse(path), packaged=False))
     root = Path(os.path.commonpath([p.parent for p in order]))
     files = {p.relative_to(root).as_posix(): p for p in order}
     return ConfigTree(root=root, main=start.relative_to(root).as_posix(), files=files)

@@ -8,6 +8,8 @@ pytest_plugins = [
     "tests.support.fake_apiserver",
     "tests.support.helm",
     "tests.support.podman",
+    "tests.support.mmpretrain_env",
+    "tests.support.mmpretrain_job",
     "tests.support.slurm",
     "tests.support.trainer_runtime",
     "tests.support.tiny_job",

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import random
-
 from mmengine.fileio import join_path
 from mmengine.hooks import CheckpointHook as MMCheckpointHook
 from mmengine.hooks import Hook
@@ -21,6 +19,7 @@ from trainer.checkpoint import CheckpointSaveError, numbered_files, point_to
 from trainer.launch import any_rank
 from trainer.registry import HOOKS
 from trainer.report import emit, final_line, preempted_line, weights_sha256
+from trainer.seeding import seed_global_generators
 
 #: File name of the checkpoint a preempted run saves after iteration N (mmengine's name for it).
 PREEMPTED_TEMPLATE = "iter_{}.pth"
@@ -147,16 +146,10 @@ class IterationSeedHook(Hook):
     priority = "VERY_HIGH"
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        import numpy as np
-        import torch
-
         key = [runner.seed, runner.iter]
         if runner._randomness_cfg.get("diff_rank_seed", False):
             key.append(runner.rank)
-        seed = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        seed_global_generators(key)
 
 
 @HOOKS.register_module()

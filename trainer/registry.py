@@ -29,7 +29,7 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
-from mmengine.registry import DefaultScope, Registry
+from mmengine.registry import Registry
 
 __all__ = [
     "RUNNERS", "RUNNER_CONSTRUCTORS", "LOOPS", "HOOKS", "LOG_PROCESSORS", "OPTIMIZERS", "OPTIM_WRAPPERS",

@@ -14,6 +14,7 @@ from trainer import performance, preemption
 from trainer.amp import requested_dtype
 from trainer.checkpoint import trusted_paths_from_env
 from trainer.launch import read_launch_env
+from trainer.mmpretrain_support import check_installed, config_file
 from trainer.setup_cfg import (apply_args, check_data_paths, check_vis_backends, import_custom_modules,
                                load_config)
 
@@ -24,9 +25,10 @@ def train(args) -> None:
     Raises:
         trainer.errors.TrainerError: A problem the user can act on (one line, no traceback).
     """
-    cfg = load_config(args.config)
+    cfg = load_config(config_file(args.config))  # `mmpretrain::x/y.py`: the installed package's config
     info = read_launch_env(args.launcher)
     apply_args(cfg, args, info.rank)
+    check_installed(cfg)  # the package of its default_scope (MMPretrain: the [mmpretrain] extra)
     check_data_paths(cfg)
     check_vis_backends(cfg)
     requested_dtype()  # a bad TRAINER_AMP_DTYPE is reported before anything starts
@@ -37,10 +39,13 @@ def train(args) -> None:
     from trainer.amp import configure_amp
     from trainer.checkpoint import install_trusted_loader
     from trainer.launch import init_process_group, leave_together
+    from trainer.mmpretrain_support import check_torchvision
     from trainer.registry import RUNNERS, register_all_modules
     from trainer.report import amp_line, emit, start_line
+    from trainer.scope import adapt_to_scope
 
     register_all_modules()  # the components, and the runtime's hooks and optimizer wrappers
+    check_torchvision()  # mmengine imports it to log the environment
     import_custom_modules(cfg)
     cuda = torch.cuda.is_available()
     dtype = configure_amp(cfg, args.amp, cuda)
@@ -54,6 +59,7 @@ def train(args) -> None:
         configure_ddp(cfg, cuda)
     configure_runtime(cfg)
     add_runtime_hooks(cfg)
+    adapt_to_scope(cfg)  # the runtime's parts in the config's scope; exact resume; unknown types
 
     resume_path = args.resume if args.resume not in (None, "auto") else None
     out_dir = ((cfg.get("default_hooks") or {}).get("checkpoint") or {}).get("out_dir")  # the run's own too

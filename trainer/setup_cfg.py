@@ -95,7 +95,10 @@ def import_custom_modules(cfg) -> None:
     try:
         import_modules_from_strings(**custom)
     except ImportError as err:
-        raise TrainerError(f"custom_imports: {err} (is the module on PYTHONPATH?)") from None
+        from trainer.mmpretrain_support import compiled_mmcv_error
+
+        raise compiled_mmcv_error(err) or TrainerError(f"custom_imports: {err} (is the module on PYTHONPATH?)") \
+            from None
 
 
 def apply_args(cfg, args, rank: int = 0) -> None:

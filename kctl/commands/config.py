@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from kctl.configfiles import resolve_config
 from kctl.files import write_whole
 from kctl.errors import KctlError, UsageError
 
@@ -44,14 +45,15 @@ def add_arguments(parser) -> None:
         description="Merge a config and every file it inherits from (_base_) into one "
                     "self-contained Python config, using mmengine's own loader.",
         epilog=FLATTEN_EXAMPLES, formatter_class=parser.formatter_class)
-    flatten.add_argument("config", metavar="CONFIG", help="the mmengine config file (.py)")
+    flatten.add_argument("config", metavar="CONFIG",
+                         help="the mmengine config file (.py), or mmpretrain::FAMILY/NAME.py")
     flatten.add_argument("-o", "--output", metavar="FILE",
                          help="write to FILE instead of stdout (written whole or not at all)")
 
 
 def flatten(config: str) -> str:
     """The config ``config`` after inheritance, as mmengine's ``Config.dump`` writes it."""
-    path = Path(config)
+    path = resolve_config(config)  # a file, or mmpretrain::FAMILY/NAME.py
     if not path.is_file():
         raise UsageError(f"config file not found: {config}")
     if path.suffix != ".py":

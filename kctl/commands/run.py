@@ -20,10 +20,10 @@ import argparse
 import importlib.util
 import os
 import sys
-from pathlib import Path
 
 from kctl.backends import load_backend
 from kctl.backends.local import visible_gpus
+from kctl.configfiles import resolve_config
 from kctl.errors import KctlError, UsageError
 from kctl.job import Job, Rendezvous, Topology, check_port, default_name, parse_int
 
@@ -90,7 +90,8 @@ def _restarts(value: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", metavar="CONFIG", help="the mmengine config file (.py)")
+    parser.add_argument("config", metavar="CONFIG",
+                        help="the mmengine config file (.py), or mmpretrain::FAMILY/NAME.py")
     parser.add_argument("--gpus", type=_gpus, required=True, metavar="N",
                         help="processes on this node, one per GPU (CPU processes where none)")
     parser.add_argument("--nnodes", type=int, metavar="M",
@@ -159,7 +160,7 @@ def build_job(args, environ=os.environ) -> Job:
     if nnodes > 1 or port is not None:
         rendezvous = Rendezvous(master_addr=master_addr or DEFAULT_MASTER_ADDR,
                                 master_port=port or DEFAULT_MULTI_NODE_PORT, node_rank=node_rank)
-    config = Path(args.config)
+    config = resolve_config(args.config)
     return Job(config=config, topology=topology, name=default_name(config),
                work_dir=args.work_dir, trainer_args=tuple(args.trainer_args),
                rendezvous=rendezvous)

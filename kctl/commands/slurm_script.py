@@ -66,7 +66,8 @@ _DEFAULTS = {"GPUS": 8, "GPUS_PER_NODE": 8, "CPUS_PER_TASK": 5, "NTASKS": 1}
 def add_arguments(parser) -> None:
     parser.add_argument("partition", metavar="PARTITION", help="Slurm partition (-p)")
     parser.add_argument("job_name", metavar="JOB_NAME", help="Slurm job name (--job-name)")
-    parser.add_argument("config", metavar="CONFIG", help="the mmengine config file")
+    parser.add_argument("config", metavar="CONFIG",
+                        help="the mmengine config file, or mmpretrain::FAMILY/NAME.py")
     parser.add_argument("work_dir", metavar="WORK_DIR",
                         help="checkpoints, logs and the job's slurm-<jobid>.out (shared storage)")
     parser.add_argument("py_args", metavar="PY_ARGS", nargs="...",
@@ -185,7 +186,7 @@ def build(args):
     else:
         srun_args = split_srun_args(os.environ.get("SRUN_ARGS", ""))
 
-    config_path = os.path.join(chdir, args.config)
+    config_path = str(configfiles.resolve_config(args.config, relative_to=chdir))
     configfiles.collect(config_path)  # exists, and it and its _base_ files parse
     work_dir = os.path.normpath(os.path.join(chdir, args.work_dir))
     job = Job(config=Path(config_path), topology=topology, name=args.job_name,

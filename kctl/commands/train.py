@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from kctl import options as opts
 from kctl.backends import load_backend
 from kctl.backends.kubernetes import CONFIG_MOUNT, WORK_DIR_MOUNT, KubernetesBackend
+from kctl.configfiles import resolve_config
 from kctl.errors import KctlError, UsageError
 from kctl.job import Job, Topology, check_dns1035, default_name
 from kctl.k8s import add_cluster_arguments
@@ -96,7 +96,7 @@ def build_job(args, backend: KubernetesBackend) -> Job:
                                  1 if values.cpu_procs is None else values.cpu_procs)
     name = (check_dns1035(values.name, what="--name") if values.name
             else default_name(args.config, backend.name_limit(topology.nodes)))
-    return Job(config=Path(args.config), topology=topology, name=name,
+    return Job(config=resolve_config(args.config), topology=topology, name=name,
                trainer_args=tuple(args.trainer_args))
 
 

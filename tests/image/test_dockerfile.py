@@ -46,9 +46,12 @@ def test_base_image_is_a_pinned_cuda_pytorch_and_torch_version_is_checked():
 
 
 def test_install_uses_the_constraints_file_and_extra_the_readme_uses():
-    assert dict(a.split("=", 1) for a in _all("ARG") if "=" in a)["EXTRAS"] == "trainer"
+    assert dict(a.split("=", 1) for a in _all("ARG") if "=" in a)["EXTRAS"] == "trainer,mmpretrain"
     (install,) = [r for r in _all("RUN") if '".[${EXTRAS}]"' in r]
     assert "pip install" in install and "-c constraints.txt" in install
+    # with the mmpretrain extra, mmcv-lite as docs/mmpretrain.md installs it (no GUI opencv), checked
+    assert "pip install --no-cache-dir --no-deps -c constraints.txt mmcv-lite" in install
+    assert 'python -c "import torchvision, mmpretrain, mmcv"' in install
     readme = ROOT / "README.md"
     if readme.is_file():  # the README's own install line names the same file and extra
         text = readme.read_text()
@@ -58,8 +61,10 @@ def test_install_uses_the_constraints_file_and_extra_the_readme_uses():
 
 def test_constraints_pin_every_runtime_dependency_but_torch():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["trainer"]
-    names = {re.split(r"[<>=!~\[; ]", dep, 1)[0].lower() for dep in wanted} - {"torch"}
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["trainer"] + extras["mmpretrain"] + ["mmcv-lite"]
+    # setuptools: a bound (setuptools<81) for mmengine's pkg_resources, not a pin
+    names = {re.split(r"[<>=!~\[; ]", dep, 1)[0].lower() for dep in wanted} - {"torch", "setuptools"}
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()

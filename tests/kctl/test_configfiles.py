@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kctl.configfiles import UNKNOWN, collect, lookup, read_values
+from kctl.configfiles import UNKNOWN, collect, lookup, read_values, resolve_config
 from kctl.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,8 @@ def test_collect_visits_a_shared_base_once(tmp_path):
 @pytest.mark.parametrize("files, message", [
     ({"top.py": "_base_ = './gone.py'\n"},
      r"config file not found: .*gone\.py \(a _base_ of .*top\.py\)"),
-    ({"top.py": "_base_ = 'mmpretrain::resnet/r18.py'\n"}, "names a config inside a package"),
+    ({"top.py": "_base_ = 'nopkg_kctl_test::resnet/r18.py'\n"},
+     r"nopkg_kctl_test::resnet/r18.py: nopkg_kctl_test is not installed in kctl's Python"),
     ({"top.py": "_base_ = BASES\n"}, "line 1: _base_ must be a string or a list of strings"),
     ({"top.py": "model = dict(\n"}, "syntax error in config .*top.py, line 1"),
     ({"top.py": "with read_base():\n    from mmpretrain.configs import x\n"},
@@ -120,3 +121,56 @@ def test_the_project_config():
     assert tree.main == "resnet/resnet18_1xb64_digits.py"
     assert len(tree.files) > 1 and all(path.is_file() for path in tree.files.values())
     assert lookup(read_values(config), "train_dataloader.batch_size") == 64
+
+
+# ---- configs inside an installed package (mmpretrain::FAMILY/NAME.py) ---------------------------------------
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    """An installed package ``kctlzoo`` (never imported) with an OpenMMLab config tree in ``.mim/configs``."""
+    write(tmp_path / "site", {
+        "kctlzoo/__init__.py": "raise ImportError('kctl must not import the package')\n",
+        "kctlzoo/.mim/configs/_base_/models/net.py": "model = dict(type='Net')\n",
+        "kctlzoo/.mim/configs/_base_/default_runtime.py": "default_scope = 'kctlzoo'\n",
+        "kctlzoo/.mim/configs/net/net-s_8xb32_in1k.py": """\
+            _base_ = ['../_base_/models/net.py', '../_base_/default_runtime.py']
+            train_dataloader = dict(batch_size=32)
+            """,
+        "kctlzoo/.mim/configs/net/net-l_8xb32_in1k.py": "_base_ = './net-s_8xb32_in1k.py'\n",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    return (tmp_path / "site" / "kctlzoo" / ".mim" / "configs").resolve()
+
+
+def test_a_package_config_is_found_without_importing_the_package(zoo):
+    assert resolve_config("kctlzoo::net/net-s_8xb32_in1k.py").resolve() == zoo / "net/net-s_8xb32_in1k.py"
+    assert resolve_config("configs/x.py") == Path("configs/x.py")
+    assert resolve_config("configs/x.py", relative_to="/work") == Path("/work/configs/x.py")
+    tree = collect(resolve_config("kctlzoo::net/net-l_8xb32_in1k.py"))
+    assert tree.root == zoo and tree.main == "net/net-l_8xb32_in1k.py"
+    assert list(tree.files) == ["net/net-l_8xb32_in1k.py", "net/net-s_8xb32_in1k.py",
+                                "_base_/models/net.py", "_base_/default_runtime.py"]
+
+
+def test_a_missing_package_config_suggests_the_nearest_names(zoo):
+    with pytest.raises(UsageError, match=r"^kctlzoo::net/net-s_8xb23_in1k.py: no such config in kctlzoo's config "
+                       r"tree .*configs; nearest: kctlzoo::net/net-s_8xb32_in1k.py, kctlzoo::net/net-l_8xb32_in1k.py$"):
+        resolve_config("kctlzoo::net/net-s_8xb23_in1k.py")
+    with pytest.raises(UsageError, match=r"mmpretrain is not installed in kctl's Python \(.*\): it comes with "
+                       r"the trainer's \[mmpretrain\] extra"):
+        resolve_config("mmpretrain::resnet/resnet18_8xb32_in1k.py")
+
+
+def test_a_package_base_of_your_own_config_is_checked_and_read_but_not_collected(zoo, tmp_path):
+    """The trainer reads ``kctlzoo::`` bases from the package installed where it runs (in the image)."""
+    write(tmp_path, {"mine.py": """\
+        _base_ = ['kctlzoo::net/net-s_8xb32_in1k.py', './local.py']
+        train_dataloader = dict(num_workers=2)
+        """, "local.py": "log_level = 'INFO'\n"})
+    assert list(collect(tmp_path / "mine.py").files) == ["mine.py", "local.py"]
+    values = read_values(tmp_path / "mine.py")
+    assert values["train_dataloader"] == {"batch_size": 32, "num_workers": 2}
+    assert values["default_scope"] == "kctlzoo"
+    write(tmp_path, {"typo.py": "_base_ = 'kctlzoo::net/net-x.py'\n"})
+    with pytest.raises(UsageError, match="kctlzoo::net/net-x.py: no such config in kctlzoo's config tree"):
+        collect(tmp_path / "typo.py")

@@ -278,7 +278,9 @@ def build_cpu_base(podman: Podman, what: str) -> str:
 def build_args(base: str, network: str = "host") -> list[str]:
     """``podman build`` arguments of the trainer image on ``base`` (no tag, no context)."""
     return ["build", "--format", "docker", "--network", network,
-            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"TORCH_VERSION={TORCH_VERSION}"]
+            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"TORCH_VERSION={TORCH_VERSION}",
+            # the CPU torch: PyPI's torchvision (a CUDA build), which MMPretrain needs, cannot load
+            "--build-arg", "EXTRAS=trainer"]
 
 
 def pip_secrets(tmp: Path) -> list[str]:

@@ -165,7 +165,8 @@ def test_unknown_amp_dtype(bad_input, tiny_config):
 def test_unknown_model_type_is_one_line(tmp_path):
     cfg = write_config(tmp_path / "cfg", TINY_CONFIG.replace("type='TinyNet'", "type='NoSuchNet'"))
     proc = run_trainer(cfg, "--work-dir", tmp_path / "wd", timeout=120)
-    _assert_one_line_error(proc, 1, "NoSuchNet")
+    _assert_one_line_error(proc, 2, "model.type: type 'NoSuchNet' is in no registry (scopes searched: trainer, mmengine)")
+    assert not (tmp_path / "wd").exists()  # found before the Runner makes its work_dir
 
 
 def test_tools_train_py_is_the_same_command(tmp_path):

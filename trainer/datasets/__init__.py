@@ -11,10 +11,10 @@ from .digits import Digits
 from .samplers import ResumableSampler, SampleIndex
 from .synthetic import SyntheticDataset
 from .transforms import (CenterCrop, LoadImageFromFile, PackInputs, RandomCrop, RandomFlip, RandomResizedCrop,
-                         Resize, ResizeEdge)
+                         Resize, ResizeEdge, SeedSampleRandomness)
 
 __all__ = [
     "BaseDataset", "CenterCrop", "CustomDataset", "Digits", "LoadImageFromFile", "PackInputs", "RandomCrop",
     "RandomFlip", "RandomResizedCrop", "Resize", "ResizeEdge", "ResumableSampler", "SampleIndex",
-    "SyntheticDataset",
+    "SeedSampleRandomness", "SyntheticDataset",
 ]

@@ -4,7 +4,9 @@ mmengine's ``Visualizer.__init__`` builds a matplotlib figure for drawing, which
 about 0.5 s of every run's start-up (much more on slow file systems), although a training run
 that only logs scalars and the config never draws. This one is registered under the same name in the
 ``trainer`` scope and makes that figure the first time something reads it (``set_image``,
-``draw_*``, ``get_image``), so runs without drawing never import matplotlib.
+``draw_*``, ``get_image``), so runs without drawing never import matplotlib. :class:`LazyFigure` does
+that for any subclass of mmengine's (MMPretrain's ``UniversalVisualizer``:
+:mod:`trainer.visualization.universal`).
 """
 
 from mmengine.visualization import Visualizer as MMEngineVisualizer
@@ -35,9 +37,9 @@ def _figure_attr(name: str) -> property:
     return property(get, set, doc=f"mmengine's ``{name}``, made on first read.")
 
 
-@VISUALIZERS.register_module()
-class Visualizer(MMEngineVisualizer):
-    """mmengine's ``Visualizer``: same arguments and behaviour, figure made on first use.
+class LazyFigure:
+    """Mixin before a subclass of mmengine's ``Visualizer`` (same arguments and behaviour): the drawing
+    figure is made on first use.
 
     Args:
         name (str): The instance name. Defaults to ``'visualizer'``.
@@ -69,3 +71,8 @@ class Visualizer(MMEngineVisualizer):
     def _make_figure(self) -> None:
         canvas, fig, ax = super()._initialize_fig(self.fig_save_cfg)
         self._figure.update(fig_save_canvas=canvas, fig_save=fig, ax_save=ax, dpi=fig.get_dpi())
+
+
+@VISUALIZERS.register_module()
+class Visualizer(LazyFigure, MMEngineVisualizer):
+    """mmengine's ``Visualizer``: same arguments and behaviour, figure made on first use (:class:`LazyFigure`)."""

@@ -8,8 +8,9 @@ from .base import BaseTransform, get_rng
 from .formatting import PackInputs
 from .loading import LoadImageFromFile
 from .processing import CenterCrop, RandomCrop, RandomFlip, RandomResizedCrop, Resize, ResizeEdge
+from .seeding import SeedSampleRandomness
 
 __all__ = [
     "BaseTransform", "CenterCrop", "LoadImageFromFile", "PackInputs", "RandomCrop", "RandomFlip",
-    "RandomResizedCrop", "Resize", "ResizeEdge", "get_rng",
+    "RandomResizedCrop", "Resize", "ResizeEdge", "SeedSampleRandomness", "get_rng",
 ]
