@@ -11,15 +11,23 @@ whose ``state_dict`` tensors are all ``torch.equal`` to the reference's:
 - ``kctl train --nodes 2 --gpus 0 --cpu 1``'s PyTorchJob, run by the operator emulator;
 - the Helm chart's PyTorchJob (``nodes: 2``, ``cpu: 1``) through the same emulator;
 - ``kctl train --kind TrainJob``'s TrainJob (Kubeflow Trainer v2.3.0, 2 nodes), run by the
-  TrainJob emulator.
+  TrainJob emulator;
+- those three manifests again, rendered for the trainer image built from this checkout, with every
+  pod a podman container of it (marker ``image``, :mod:`tests.support.podman_runtime`): UID 1000,
+  read-only root, the ConfigMap, claim and emptyDirs mounted, 1 CPU, no capabilities, and the
+  pods meeting at the manifest's own master address and port on a podman network. Equal to the
+  reference, they are equal to the process emulator's runs too.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from tests.support.local_launch import free_port, launch_env
 from tests.support.operator_emulator import emulator_for
+from tests.support.podman import IMAGE
 from tests.support.tiny_job import (CONFIG, EPOCHS, RANKS, TIMEOUT, TRAINER_ARGS, Watched,
                                     assert_finished_exactly, assert_same_answer, final_weights,
                                     helm_manifest, resumed_points, slurm_script, train_manifest,
@@ -56,36 +64,55 @@ def test_slurm_two_tasks(tiny_reference, slurm_cluster, tmp_path):
     assert_same_answer(tiny_reference, log, work)
 
 
-def _emulate(objects, tmp_path):
+#: The emulated targets: kctl train's PyTorchJob, the Helm chart's, kctl train's TrainJob.
+EMULATED = ("kctl-train-pytorchjob", "helm-chart-pytorchjob", "kctl-train-trainjob")
+
+
+def _manifest(target: str, request, tmp_path, image: str | None = None) -> list[dict]:
+    """The tiny job's objects as ``target`` renders them (for ``image`` when given)."""
+    if target == "helm-chart-pytorchjob":
+        values = {}
+        if image:
+            repository, tag = image.rsplit(":", 1)
+            values["image"] = {"repository": repository, "tag": tag}
+        return helm_manifest(request.getfixturevalue("helm_bin"), "tiny", tmp_path, **values)
+    flags = ("--image", image) if image else ()
+    if target == "kctl-train-trainjob":
+        return trainjob_manifest("tiny", *flags)
+    return train_manifest("tiny", *flags)
+
+
+def _emulate_to_the_reference(reference, objects, tmp_path, runtime=None) -> None:
+    """Run the job to its end in the emulator of its kind (its pods as local processes, or as
+    containers of ``runtime``), with no restart, nothing left behind, exactly the configured
+    epochs and the reference's weights."""
     pvc_root = tmp_path / "pvc"
     (pvc_root / "shared").mkdir(parents=True)
-    with emulator_for(objects, tmp_path / "emu", pvc_root=pvc_root) as emulator:
+    started = time.monotonic()
+    with emulator_for(objects, tmp_path / "emu", pvc_root=pvc_root,
+                      runtime=runtime) as emulator:
         emulator.start()
         emulator.wait(timeout=TIMEOUT)
         assert emulator.succeeded, emulator.report()
         restarts = [(p.restarts, p.recreations) for p in emulator.pods.values()]
         log = "\n".join(emulator.all_logs(pod) for pod in emulator.pods)
+    print(f"{emulator.kind} trained in {time.monotonic() - started:.1f} s")
     assert emulator.leftover_processes() == []
+    if runtime is not None:  # every container and the job's network removed
+        assert (runtime.containers(), runtime.network_exists()) == ([], False)
     assert restarts == [(0, 0), (0, 0)]
-    return log, work_dir_on_claim(objects, pvc_root)
-
-
-def test_kctl_train_pytorchjob(tiny_reference, tmp_path):
-    objects = train_manifest("tiny")
-    log, work = _emulate(objects, tmp_path)
+    work = work_dir_on_claim(objects, pvc_root)
     assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+    assert_same_answer(reference, log, work)
 
 
-def test_helm_chart_pytorchjob(tiny_reference, helm_bin, tmp_path):
-    objects = helm_manifest(helm_bin, "tiny", tmp_path)
-    log, work = _emulate(objects, tmp_path)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+@pytest.mark.parametrize("target", EMULATED)
+def test_emulated(target, tiny_reference, request, tmp_path):
+    _emulate_to_the_reference(tiny_reference, _manifest(target, request, tmp_path), tmp_path)
 
 
-def test_trainjob(tiny_reference, tmp_path):
-    objects = trainjob_manifest("tiny")
-    log, work = _emulate(objects, tmp_path)
-    assert_finished_exactly(work)
-    assert_same_answer(tiny_reference, log, work)
+@pytest.mark.image
+@pytest.mark.parametrize("target", EMULATED)
+def test_emulated_in_containers(target, tiny_reference, podman_runtime, request, tmp_path):
+    _emulate_to_the_reference(tiny_reference, _manifest(target, request, tmp_path, IMAGE),
+                              tmp_path, podman_runtime)

@@ -6,9 +6,9 @@ restart or stop (:mod:`tests.support.operator_emulator` for PyTorchJobs,
 :mod:`tests.support.trainjob_emulator` for TrainJobs); :mod:`tests.support.pod_runner` does the
 kubelet's part (volumes, environment, ``$(VAR)`` expansion) and hands a runtime a
 :class:`ContainerSpec` in container terms. The runtime makes a :class:`Container` of it, which the
-emulators only start, signal, watch and read through its log file. Another way of running a
-container (a podman container of the trainer image) is another pair of these two classes; the
-operator code does not change.
+emulators only start, signal, watch and read through its log file. The other pair of these two
+classes, :mod:`tests.support.podman_runtime`, runs each container start as a podman container of
+the trainer image; the operator code does not change.
 """
 
 from __future__ import annotations
@@ -31,10 +31,50 @@ _BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class Mount:
-    """A volumeMount: where the container sees it and the local folder (or file) behind it."""
+    """A volumeMount: where the container sees it and the local folder (or file) behind it.
+
+    Attributes:
+        container_path: The ``mountPath``.
+        host_path: The volume's folder here (its ``subPath`` inside it, where one is given).
+        read_only: ``readOnly: true``, or a ConfigMap volume (always read-only).
+        memory_limit: For an ``emptyDir`` with ``medium: Memory``: its ``sizeLimit`` in bytes,
+            0 without one (a tmpfs); ``None`` for any other volume.
+        volume_root: The whole volume's folder (the kubelet applies ``fsGroup`` to it, not only
+            to a ``subPath``); ``None``: ``host_path``.
+    """
 
     container_path: str
     host_path: Path
+    read_only: bool = False
+    memory_limit: int | None = None
+    volume_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Security:
+    """The container's ``securityContext`` merged over the pod's, as the kubelet applies it.
+
+    Attributes:
+        run_as_user, run_as_group: ``runAsUser``/``runAsGroup`` (``None``: the image's USER).
+        run_as_non_root: ``runAsNonRoot``: the kubelet refuses to start a container whose user
+            would be root.
+        fs_group: The pod's ``fsGroup``: the volumes are made writable by this group and it is a
+            supplementary group of the container's processes.
+        supplemental_groups: The pod's ``supplementalGroups``.
+        allow_privilege_escalation: ``False``: the ``no_new_privs`` flag is set.
+        drop, add: ``capabilities.drop``/``add``.
+        read_only_root: ``readOnlyRootFilesystem``.
+    """
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    fs_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    allow_privilege_escalation: bool = True
+    drop: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
+    read_only_root: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +94,11 @@ class ContainerSpec:
         scratch: A folder of this pod incarnation where the runtime may keep its own files.
         log_path: The file that collects the container's output (appended to).
         grace_period: Seconds between SIGTERM and SIGKILL when the container is stopped.
+        security: The ``securityContext`` in effect.
+        cpu_limit: ``resources.limits.cpu`` in cores (``None``: no limit).
+        memory_limit: ``resources.limits.memory`` in bytes (``None``: no limit).
+        dns_names: The names other pods of the job reach this one by (the PyTorchJob's Service
+            of the pod, a TrainJob node's ``<hostname>.<subdomain>``).
     """
 
     pod: str
@@ -68,6 +113,10 @@ class ContainerSpec:
     scratch: Path
     log_path: Path
     grace_period: int
+    security: Security = Security()
+    cpu_limit: float | None = None
+    memory_limit: int | None = None
+    dns_names: tuple[str, ...] = ()
 
 
 class Container(ABC):
@@ -123,11 +172,29 @@ class Container(ABC):
 
 
 class ContainerRuntime(ABC):
-    """Makes containers of specs."""
+    """Makes containers of specs, for one job at a time.
+
+    Attributes:
+        pod_network: Whether each pod has a network namespace of its own in which the other pods'
+            :attr:`ContainerSpec.dns_names` resolve; then the emulators leave the manifest's
+            master address and port as they are. Otherwise every pod shares this machine's
+            network and the emulators point the master's address at the loopback and pick a free
+            port.
+    """
+
+    pod_network = False
 
     @abstractmethod
     def create(self, spec: ContainerSpec) -> Container:
         """The container of ``spec``, created, not started."""
+
+    def leftover_processes(self) -> list[int]:
+        """Processes of containers this runtime made that still run (beyond those the emulator
+        finds by their working directory)."""
+        return []
+
+    def close(self) -> None:
+        """Remove what the runtime made for the job (after its containers were killed)."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,16 @@ kubelet and the API server do:
 - volumes: a ConfigMap volume is materialised with its ``items`` (``key`` -> ``path``) layout
   (keys and paths checked as the API server does), a PersistentVolumeClaim is one folder shared by
   every pod (``pvc_root/<claimName>``), an ``emptyDir`` is a folder that lives as long as the pod
-  (it survives container restarts, not pod re-creation);
+  (it survives container restarts, not pod re-creation) made writable by all (mode 0777, as the
+  kubelet makes it);
 - the container's environment: its ``env`` in order (``valueFrom`` resolved: ``fieldRef`` to the
   pod's name, namespace, IP, labels and annotations, ``configMapKeyRef``), ``$(VAR)`` references in
   ``env``, ``command`` and ``args`` expanded as Kubernetes does (each entry sees those before it; a
   later entry of the same name wins), with the values the operator subclass has to replace for
-  the local network (:attr:`Pod.env_overrides`);
+  the local network (:attr:`Pod.env_overrides`) unless the runtime gives each pod a network of
+  its own (:attr:`ContainerRuntime.pod_network <tests.support.containers.ContainerRuntime>`);
+- the ``securityContext`` (the container's over the pod's) and the CPU and memory limits, in the
+  spec the runtime gets (the process runtime does not apply them; the podman runtime does);
 - GPUs: the device plugin gives each pod its own ``nvidia.com/gpu`` devices; here each pod gets
   its share of this machine's GPUs (the runtime passes them on), and a job needing more is
   refused;
@@ -41,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from tests.support.containers import (Container, ContainerRuntime, ContainerSpec, Mount,
-                                      ProcessRuntime)
+                                      ProcessRuntime, Security)
 
 GPU_RESOURCE = "nvidia.com/gpu"
 #: What a local process is told instead of a Service or pod DNS name: every pod runs here.
@@ -52,6 +56,10 @@ CONFIGMAP_MAX_BYTES = 1024 * 1024
 _ENV_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z0-9]+)\)")
 #: ``metadata.labels['key']`` / ``metadata.annotations['key']`` in a fieldRef.
 _META_FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+#: A Kubernetes quantity: a number, then a binary or decimal suffix or an exponent.
+_QUANTITY = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]|[eE][+-]?\d+)?")
+_SUFFIXES = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+             **{s: 1024 ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))}}
 
 
 class EmulatorError(Exception):
@@ -76,6 +84,18 @@ def expand_refs(text: str, env: dict[str, str]) -> str:
             return "$"
         return env.get(match.group(1), match.group(0))
     return _ENV_REF.sub(replace, text)
+
+
+def quantity(value) -> float:
+    """A Kubernetes quantity (``2``, ``"500m"``, ``"8Gi"``, ``"1e3"``) as a number: cores for
+    CPU, bytes for memory."""
+    match = _QUANTITY.fullmatch(str(value).strip())
+    if not match:
+        raise EmulatorError(f"quantity {value!r} is not a Kubernetes quantity")
+    number, suffix = float(match[1]), match[2] or ""
+    if suffix[:1] in ("e", "E"):
+        return number * 10 ** int(suffix[1:])
+    return number * _SUFFIXES[suffix]
 
 
 def free_port() -> int:
@@ -112,8 +132,11 @@ class Pod:
         template: The pod template (``metadata``, ``spec``) it was made from.
         container: The container spec it runs, with the variables its operator adds.
         env_overrides: Positions in ``container["env"]`` whose value the local network needs
-            replaced (a master's address and port), and the replacement.
+            replaced (a master's address and port), and the replacement (not applied when the
+            runtime gives each pod its own network).
         hostname: The pod's hostname (``HOSTNAME``); its name when empty.
+        dns_names: The names other pods reach this one by on a cluster (a Service, a
+            ``<hostname>.<subdomain>``).
         labels, annotations: The pod's metadata (``fieldRef`` reads them).
         phase: ``Pending`` (not started yet), ``Running`` (also while waiting to restart or
             being deleted), ``Succeeded`` or ``Failed``.
@@ -138,6 +161,7 @@ class Pod:
     log_path: Path
     env_overrides: dict[int, str] = field(default_factory=dict)
     hostname: str = ""
+    dns_names: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     phase: str = "Pending"
@@ -255,11 +279,10 @@ class PodRunner:
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def choose_port(master_port: int | str | None, manifest_port: int) -> int:
+    def choose_port(self, master_port: int | str | None, manifest_port: int) -> int:
         """The master port local processes get: a free one for ``None``, ``manifest_port`` for
-        ``"manifest"``, else ``master_port``."""
-        if master_port == "manifest":
+        ``"manifest"`` or when each pod has its own network, else ``master_port``."""
+        if master_port == "manifest" or self.runtime.pod_network:
             return manifest_port
         return int(master_port) if master_port else free_port()
 
@@ -343,6 +366,8 @@ class PodRunner:
                 root = pod.pod_dir / "volumes" / volume["name"]
                 if not root.exists():
                     root.mkdir(parents=True)
+                    if "emptyDir" in volume:
+                        root.chmod(0o777)  # the kubelet's mode for an emptyDir
                     if "configMap" in volume:
                         for rel, content in self._config_map_files(volume["configMap"]).items():
                             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +375,13 @@ class PodRunner:
             host = root / mount["subPath"] if mount.get("subPath") else root
             if mount.get("subPath") and not host.exists():  # the kubelet creates a missing subPath
                 host.mkdir(parents=True)
-            pod.mounts.append(Mount(mount["mountPath"].rstrip("/") or "/", host))
+            memory = (volume.get("emptyDir") or {}).get("medium") == "Memory"
+            size = (volume.get("emptyDir") or {}).get("sizeLimit")
+            pod.mounts.append(Mount(
+                mount["mountPath"].rstrip("/") or "/", host,
+                read_only=bool(mount.get("readOnly")) or "configMap" in volume,
+                memory_limit=(int(quantity(size)) if size else 0) if memory else None,
+                volume_root=root))
         pod.mounts.sort(key=lambda m: len(m.container_path), reverse=True)
 
     def _begin(self) -> None:
@@ -401,23 +432,53 @@ class PodRunner:
 
     def defined_env(self, pod: Pod) -> dict[str, str]:
         """The container's variables as the container gets them: :meth:`container_env` with
-        :attr:`Pod.env_overrides` applied and ``$(VAR)`` expanded."""
+        :attr:`Pod.env_overrides` applied (unless each pod has its own network) and ``$(VAR)``
+        expanded."""
+        overrides = {} if self.runtime.pod_network else pod.env_overrides
         defined: dict[str, str] = {}
         for position, (name, value) in enumerate(self.container_env(pod)):
-            defined[name] = expand_refs(pod.env_overrides.get(position, value), defined)
+            defined[name] = expand_refs(overrides.get(position, value), defined)
         return defined
 
     def container_spec(self, pod: Pod) -> ContainerSpec:
         """What the kubelet hands the runtime for the next start of ``pod``'s container."""
         defined = self.defined_env(pod)
         command, args = pod.container.get("command"), pod.container.get("args")
+        memory = self._limit(pod, "memory")
         return ContainerSpec(
             pod=pod.name, hostname=pod.hostname or pod.name, image=str(pod.container["image"]),
             command=None if not command else tuple(expand_refs(str(w), defined) for w in command),
             args=None if args is None else tuple(expand_refs(str(w), defined) for w in args),
             env=defined, working_dir=pod.container.get("workingDir"), mounts=tuple(pod.mounts),
             gpus=tuple(pod.gpus), scratch=pod.pod_dir, log_path=pod.log_path,
-            grace_period=self.grace_period)
+            grace_period=self.grace_period, security=self.security(pod),
+            cpu_limit=self._limit(pod, "cpu"), memory_limit=None if memory is None else int(memory),
+            dns_names=tuple(pod.dns_names))
+
+    @staticmethod
+    def security(pod: Pod) -> Security:
+        """The container's ``securityContext`` merged over the pod's (the user, group and
+        non-root settings may be given in either; the container's win)."""
+        pod_ctx = pod.template["spec"].get("securityContext") or {}
+        ctx = pod.container.get("securityContext") or {}
+
+        def either(key: str):
+            return ctx.get(key, pod_ctx.get(key))
+
+        capabilities = ctx.get("capabilities") or {}
+        return Security(
+            run_as_user=either("runAsUser"), run_as_group=either("runAsGroup"),
+            run_as_non_root=bool(either("runAsNonRoot")), fs_group=pod_ctx.get("fsGroup"),
+            supplemental_groups=tuple(pod_ctx.get("supplementalGroups") or ()),
+            allow_privilege_escalation=ctx.get("allowPrivilegeEscalation", True),
+            drop=tuple(capabilities.get("drop") or ()), add=tuple(capabilities.get("add") or ()),
+            read_only_root=bool(ctx.get("readOnlyRootFilesystem")))
+
+    @staticmethod
+    def _limit(pod: Pod, resource: str) -> float | None:
+        """``resources.limits[resource]`` of ``pod``'s container as a number, or ``None``."""
+        limits = (pod.container.get("resources") or {}).get("limits") or {}
+        return quantity(limits[resource]) if resource in limits else None
 
     # -- running containers ---------------------------------------------------------------------
 
@@ -518,16 +579,18 @@ class PodRunner:
         return self.phase
 
     def shutdown(self) -> None:
-        """Kill every process of every pod now (idempotent)."""
+        """Kill every process of every pod now and let the runtime remove what it made
+        (idempotent)."""
         for pod in self.pods.values():
             pod.restart_at = None
             if pod.started:
                 pod.process.kill()
                 pod.process = None
+        self.runtime.close()
 
     def leftover_processes(self) -> list[int]:
         """Processes still running whose working directory is inside the workspace or the PVC
-        folder (none expected after :meth:`shutdown`)."""
+        folder, and those of the runtime's containers (none expected after :meth:`shutdown`)."""
         left = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -539,7 +602,7 @@ class PodRunner:
             if any(cwd == str(root) or cwd.startswith(f"{root}/")
                    for root in (self.workspace, self.pvc_root)):
                 left.append(int(entry))
-        return left
+        return left + self.runtime.leftover_processes()
 
     # -- reading results ------------------------------------------------------------------------
 

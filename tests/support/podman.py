@@ -13,6 +13,9 @@ and its pipefail are kept; pip gets the host's CA bundle, and ``PIP_INDEX_URL`` 
 secrets). Both builds run twice, so the summary at the end shows the cold (or already cached)
 build and the cached one.
 
+Fixture ``podman_runtime`` (per test): a :class:`~tests.support.podman_runtime.PodmanRuntime`,
+with which the operator emulators run a job's pods as containers of the image.
+
 Where this cannot work (not Linux, not root, no apt-get, a failed install or build), every test
 that needs the image fails with one line saying why: CI must not skip them silently.
 """
@@ -67,7 +70,7 @@ def _unavailable(reason: str):
     pytest.fail(f"trainer image needed but unavailable: {reason}", pytrace=False)
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "(no output)"
 
@@ -98,14 +101,21 @@ class Podman:
                        env: Mapping[str, str] | None = None,
                        mounts: Sequence[tuple[Path | str, str, str]] = (),
                        tmpfs: Mapping[str, str] | None = None, read_only: bool = False,
-                       hardened: bool = False, network: str = "none") -> list[str]:
+                       hardened: bool = False, network: str = "none",
+                       hostname: str | None = None, aliases: Sequence[str] = (),
+                       workdir: str | None = None, group_add: Sequence[int] = (),
+                       cap_drop: Sequence[str] = (), cap_add: Sequence[str] = (),
+                       no_new_privileges: bool = False, cpus: float | None = None,
+                       memory: int | None = None,
+                       labels: Mapping[str, str] | None = None) -> list[str]:
         """The arguments of ``podman run`` (or ``create``) for a container like a pod's.
 
         Args:
             image: Image to run; ``args`` follow it (the entrypoint's arguments).
             name: Container name.
             user: ``UID[:GID]`` (runAsUser/runAsGroup); None keeps the image's USER.
-            entrypoint: Replaces the image's ENTRYPOINT (Kubernetes ``command``).
+            entrypoint: Replaces the image's ENTRYPOINT (Kubernetes ``command``; a JSON list
+                for several words), and with it the image's CMD.
             env: Environment variables to add.
             mounts: ``(host path, container path, "rw" or "ro")`` bind mounts (volumes).
             tmpfs: Container path -> tmpfs options (``size=...``), e.g. ``/tmp`` and ``/dev/shm``
@@ -113,15 +123,34 @@ class Podman:
             read_only: A read-only root filesystem (readOnlyRootFilesystem) and nothing else
                 writable: podman's own tmpfs on /tmp, /run and /var/tmp is turned off.
             hardened: All capabilities dropped and no privilege escalation, as the manifests'
-                securityContext says.
+                securityContext says (``cap_drop=["ALL"], no_new_privileges=True``).
             network: ``none``, ``host`` or a podman network's name.
+            hostname: The container's hostname.
+            aliases: Names the container has on ``network`` (its DNS answers them).
+            workdir: Replaces the image's WORKDIR (``workingDir``).
+            group_add: Supplementary groups (fsGroup, supplementalGroups).
+            cap_drop, cap_add: Capabilities to drop and add.
+            no_new_privileges: Set ``no_new_privs`` (``allowPrivilegeEscalation: false``).
+            cpus: CPU limit in cores.
+            memory: Memory limit in bytes.
+            labels: Labels besides the session's.
         """
         command = ["--name", name, "--label", f"{SESSION_LABEL}={self.session}",
                    "--network", network]
+        for key, value in (labels or {}).items():
+            command += ["--label", f"{key}={value}"]
+        if hostname is not None:
+            command += ["--hostname", hostname]
+        for alias in aliases:
+            command += ["--network-alias", alias]
         if user is not None:
             command += ["--user", user]
+        for group in group_add:
+            command += ["--group-add", str(group)]
         if entrypoint is not None:
             command += ["--entrypoint", entrypoint]
+        if workdir is not None:
+            command += ["--workdir", workdir]
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
         for host, inside, mode in mounts:
@@ -132,7 +161,17 @@ class Podman:
         if read_only:
             command += ["--read-only", "--read-only-tmpfs=false"]
         if hardened:
-            command += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+            cap_drop, no_new_privileges = ["ALL", *cap_drop], True
+        for capability in cap_drop:
+            command += ["--cap-drop", capability]
+        for capability in cap_add:
+            command += ["--cap-add", capability]
+        if no_new_privileges:
+            command += ["--security-opt", "no-new-privileges"]
+        if cpus is not None:
+            command += ["--cpus", f"{cpus:g}"]
+        if memory is not None:
+            command += ["--memory", str(memory)]
         return [*command, image, *args]
 
     def run_container(self, image: str, args: Sequence[str] = (), *, timeout: float = 300,
@@ -148,9 +187,10 @@ class Podman:
             pytest.fail(f"container {name} still running after {timeout:.0f}s", pytrace=False)
 
     def remove_session_containers(self) -> None:
-        """Remove every container this session started that is still there."""
+        """Remove every container and network this session made that is still there."""
         self("rm", "--force", "--time", "0", "--filter", f"label={SESSION_LABEL}={self.session}",
              timeout=300)
+        self("network", "prune", "--force", "--filter", f"label={SESSION_LABEL}={self.session}")
 
 
 def _install_missing() -> None:
@@ -167,7 +207,7 @@ def _install_missing() -> None:
                               stdin=subprocess.DEVNULL)
         if proc.returncode:
             _unavailable(f"{' '.join(command[:1] + command[3:])} failed: "
-                         f"{_last_line(proc.stderr or proc.stdout)}")
+                         f"{last_line(proc.stderr or proc.stdout)}")
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +224,7 @@ def podman(tmp_path_factory):
     engine = Podman(conf)
     info = engine("info", "--format", "{{.Host.OCIRuntime.Name}}")
     if info.returncode:
-        _unavailable(f"podman info failed: {_last_line(info.stderr)}")
+        _unavailable(f"podman info failed: {last_line(info.stderr)}")
     try:
         yield engine
     finally:
@@ -223,7 +263,7 @@ def _timed(what: str, command: list[str], env: dict, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         _unavailable(f"{what} did not finish within {timeout:.0f}s")
     if proc.returncode:
-        _unavailable(f"{what} failed (exit {proc.returncode}): {_last_line(proc.stderr)}")
+        _unavailable(f"{what} failed (exit {proc.returncode}): {last_line(proc.stderr)}")
     BUILDS.append(Build(what, time.monotonic() - start, proc.stdout + proc.stderr))
     return proc.stdout
 
@@ -232,7 +272,7 @@ def build_cpu_base(podman: Podman, what: str) -> str:
     """Build (or find cached) the CPU base image; return its name."""
     env = {**podman.env, "TORCH_VERSION": TORCH_VERSION, "PYTHON": sys.executable}
     stdout = _timed(what, ["bash", str(REPO / "image" / "build-cpu-base.sh")], env, timeout=1800)
-    return _last_line(stdout)
+    return last_line(stdout)
 
 
 def build_args(base: str, network: str = "host") -> list[str]:
@@ -283,3 +323,14 @@ def trainer_image(podman, cpu_base, tmp_path_factory) -> str:
     # The image this build replaced, and the layers only it used: not kept for ever.
     podman("image", "prune", "--force", "--filter", "label=kctl.cpu-base.inputs", timeout=300)
     return IMAGE
+
+
+@pytest.fixture
+def podman_runtime(podman, trainer_image):
+    """A :class:`~tests.support.podman_runtime.PodmanRuntime` for one job's pods, the trainer
+    image built; closed at the end of the test (whatever the emulator left is removed)."""
+    from tests.support.podman_runtime import PodmanRuntime  # it imports this module
+
+    runtime = PodmanRuntime(podman)
+    yield runtime
+    runtime.close()

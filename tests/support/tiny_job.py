@@ -228,23 +228,24 @@ def train_manifest(name: str, *flags: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
-def helm_manifest(helm: Path, release: str, folder: Path) -> list[dict]:
+def helm_manifest(helm: Path, release: str, folder: Path, **values) -> list[dict]:
     """``helm template RELEASE charts/kctl -f VALUES``: the job's config tree, 2 nodes, a
-    work-dir claim the chart creates, ``cpu: 1``, the trainer arguments."""
+    work-dir claim the chart creates, ``cpu: 1``, the trainer arguments, and ``values``."""
     from kctl.configfiles import collect
 
     tree = collect(REPO / CONFIG)
-    values = folder / "values.yaml"
-    values.write_text(yaml.safe_dump({
+    values_file = folder / "values.yaml"
+    values_file.write_text(yaml.safe_dump({
         "configName": tree.main,
         "configFiles": {rel: path.read_text() for rel, path in tree.files.items()},
-        "nodes": 2, "cpu": 1, "workDirSize": "1Gi", "trainerArgs": list(TRAINER_ARGS)}))
+        "nodes": 2, "cpu": 1, "workDirSize": "1Gi", "trainerArgs": list(TRAINER_ARGS),
+        **values}))
     home = folder / "helm-home"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
            "HELM_CONFIG_HOME": str(home / "config"), "HELM_CACHE_HOME": str(home / "cache"),
            "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(home / "no-kubeconfig")}
     proc = subprocess.run([str(helm), "template", release, str(REPO / "charts" / "kctl"),
-                           "-f", str(values)], capture_output=True, text=True, env=env,
+                           "-f", str(values_file)], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

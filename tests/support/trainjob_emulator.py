@@ -60,6 +60,11 @@ What differs from a cluster, and why
    ``resources`` other than GPUs, ``sizeLimit``) are as in the PyTorchJob mode (its deviations 3 to
    6), and so is the kubelet's timing (deviation 7; ``restart_delay`` also scales the Job's
    pod-failure backoff).
+
+   In container mode (``runtime=PodmanRuntime(podman)``, see the PyTorchJob mode's "Container
+   mode") deviations 1 to 3 go as they do there: each node's container is reachable as
+   ``<tj>-node-0-<i>.<tj>`` (a network alias on the job's podman network), so ``PET_MASTER_ADDR``
+   and 29500 are used unchanged, and volumes, the image and the ``securityContext`` are real.
 4. A container restart counts towards ``backoffLimit`` when the container exits. On a cluster
    ``restartCount`` grows when the kubelet starts it again, after the CrashLoopBackOff wait, so
    there the Job fails only once that further start has begun (and its pods are then deleted).
@@ -96,14 +101,13 @@ from __future__ import annotations
 import copy
 import math
 import random
-import re
 import time
 from pathlib import Path
 
 import yaml
 
 from tests.support.pod_runner import (LOCAL_ADDR, Condition, EmulatorError, Pod, PodRunner,
-                                      gpu_count, host_gpu_count)
+                                      gpu_count, host_gpu_count, quantity)
 
 GROUP = "trainer.kubeflow.org"
 RUNTIME_KINDS = ("ClusterTrainingRuntime", "TrainingRuntime")
@@ -196,14 +200,6 @@ def upsert(entries: list[dict], new: list[dict], key: str) -> list[dict]:
     return result
 
 
-def cpu_cores(quantity) -> float:
-    """A Kubernetes CPU quantity (``2``, ``"3.7"``, ``"500m"``) in cores."""
-    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(m?)", str(quantity).strip())
-    if not match:
-        raise EmulatorError(f"CPU quantity {quantity!r} is not emulated")
-    return float(match[1]) / (1000 if match[2] else 1)
-
-
 def nproc_per_node(trainer: dict, runtime_container: dict) -> str:
     """``PET_NPROC_PER_NODE`` as the torch plugin computes it (facts section 2):
     ``trainer.numProcPerNode`` if set; otherwise ``auto``, which stays ``auto`` (torchrun counts
@@ -217,7 +213,7 @@ def nproc_per_node(trainer: dict, runtime_container: dict) -> str:
     if any("gpu" in name.lower() for name in (*limits, *requests)):
         return "auto"
     cpu = requests.get("cpu", limits.get("cpu"))
-    return str(max(1, math.ceil(cpu_cores(cpu)))) if cpu is not None else "1"
+    return str(max(1, math.ceil(quantity(cpu)))) if cpu is not None else "1"
 
 
 def torch_env(name: str, num_nodes: int, nproc: str) -> list[dict]:
@@ -452,7 +448,9 @@ class TrainJobEmulator(PodRunner):
                 "fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}}]
         pod = Pod(name, index, NODE, self.restart_policy, self.pod_template, container,
                   self.workspace / "logs" / f"{name}.log", env_overrides=dict(self._overrides),
-                  hostname=f"{self.job_name}-{index}", labels=labels, annotations=annotations,
+                  hostname=f"{self.job_name}-{index}",
+                  dns_names=[f"{self.job_name}-{index}.{self.name}"],  # via the JobSet's Service
+                  labels=labels, annotations=annotations,
                   gpus=list(self._gpus[index]))
         self.pods[name] = pod
         return pod
