@@ -16,7 +16,6 @@ trainer reads it from the package installed where it runs.
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import importlib.util
 import os
@@ -89,6 +88,8 @@ def resolve_config(name: str, relative_to: str | os.PathLike | None = None) -> P
     if (configs / relative).is_file():
         return configs / relative
     known = [p.relative_to(configs).as_posix() for p in configs.rglob("*.py")]
+    import difflib  # only for the error's suggestions: keeps every dry run's start-up short
+
     nearest = difflib.get_close_matches(relative, known, n=3, cutoff=0.6)
     hint = f"; nearest: {', '.join(f'{package}::{n}' for n in nearest)}" if nearest else ""
     raise UsageError(f"{name}: no such config in {package}'s config tree {configs}{hint}")
