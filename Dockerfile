@@ -73,6 +73,10 @@ RUN --mount=type=secret,id=pip-ca --mount=type=secret,id=pip-index-url \
               "${XDG_CACHE_HOME}" "${XDG_CONFIG_HOME}"
 
 COPY --chmod=0755 image/entrypoint.py /usr/local/bin/kctl-entrypoint
+# torchrun that ends with its failing rank's status, 143 when SIGTERM stopped it (PyTorch's ends
+# with 1): first on PATH, for the manifests' `torchrun -m trainer ...` and the entrypoint
+COPY --chmod=0755 image/torchrun.sh /opt/kctl/bin/torchrun
+ENV PATH="/opt/kctl/bin:${PATH}"
 
 # A numeric non-root user, so that Kubernetes' runAsNonRoot can verify it (a base image that
 # already has that UID, e.g. ubuntu's 1000, keeps its user).

@@ -89,7 +89,9 @@ def _pytorchjob(env: dict) -> tuple[str, list[str], str, dict]:
                            "set: the nodes cannot meet")
         addr = "127.0.0.1"
     port = _port(env, "PET_MASTER_PORT", "MASTER_PORT")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes),
+    # torchrun through kctl's launcher, as the image's `torchrun` (image/torchrun.sh): the
+    # container ends with its ranks' status (143 after SIGTERM), not torchrun's 1
+    launch = [sys.executable, "-m", "kctl.backends.local", "--nnodes", str(nodes),
               "--nproc-per-node", nproc, "--node-rank", str(node_rank), "--master-addr", addr,
               "--master-port", str(port), "-m", "trainer"]
     topology = (f"nodes={nodes} procs_per_node={nproc} node_rank={node_rank} "

@@ -10,6 +10,8 @@ interpreter, so the ranks get kctl's Python and packages whatever ``torchrun`` c
 ``PATH``. It differs from plain torchrun in one way: where a rank fails, it prints torchrun's
 failure summary and exits with that rank's exit status (128+N for a rank killed by signal N),
 where torchrun exits 1 with a traceback. kctl itself never imports torch; only that child does.
+The trainer image's ``torchrun`` (``image/torchrun.sh``) is this module's ``__main__`` too, so a
+pod's container ends with its ranks' status (143 when SIGTERM stopped them).
 
 Without a rendezvous (one node, no port given) the command uses ``--standalone``: torchrun's c10d
 store binds port 0 and keeps it, so two jobs started at once cannot pick the same port, and the

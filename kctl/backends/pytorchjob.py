@@ -37,8 +37,10 @@ the ranks: the trainer finishes its iteration, saves a checkpoint and exits 143,
 checkpoint saved: retry") and SIGKILL after ``terminationGracePeriodSeconds`` (30 s by default);
 the operator creates the pod again and it resumes from that checkpoint. Under the operator's
 other policy, ``ExitCode``, exit codes >= 128 (143, 137) are retryable (the pod is re-created)
-and 1-127 fail the job: but ``torchrun`` itself exits 1 when a rank fails or when it is stopped
-by SIGTERM, so a rank's 143 would end the job there; that is why kctl renders ``OnFailure``.
+and 1-127 fail the job. PyTorch's ``torchrun`` exits 1 when a rank fails or when SIGTERM stops
+it, so with any image a rank's 143 would end the job there; that is why kctl renders
+``OnFailure``. The trainer image's ``torchrun`` (``image/torchrun.sh``) ends with the ranks' own
+status (143 after SIGTERM, 2 for bad input), so its pods also show why they stopped.
 """
 
 from __future__ import annotations

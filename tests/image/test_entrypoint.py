@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "image" / "entrypoint.py"
 PY = sys.executable
-TORCHRUN = [PY, "-m", "torch.distributed.run"]
+TORCHRUN = [PY, "-m", "kctl.backends.local"]  # torchrun, ending with its ranks' status
 
 
 def _load():
@@ -146,7 +146,7 @@ def test_print_switch_prints_topology_then_command(args, env):
     assert proc.stdout.splitlines() == [
         "kctl-entrypoint: launcher=pytorch nodes=2 procs_per_node=8 node_rank=1 "
         "master=digits-master-0:23456",
-        f"TORCH_ELASTIC_WORKER_IDENTICAL=1 {PY} -m torch.distributed.run --nnodes 2 "
+        f"TORCH_ELASTIC_WORKER_IDENTICAL=1 {PY} -m kctl.backends.local --nnodes 2 "
         "--nproc-per-node 8 --node-rank 1 --master-addr digits-master-0 --master-port 23456 -m trainer cfg.py "
         "--launcher pytorch --resume --amp",
     ]

@@ -52,7 +52,9 @@ What differs from a cluster, and why
    ``/data/...``) are not rewritten.
 4. The image (:class:`~tests.support.containers.Image`, defaults from the repository's
    ``Dockerfile``): ``python`` and
-   ``torchrun`` are this interpreter's (its folder is first on ``PATH``), the repository is on
+   ``torchrun`` are this interpreter's (its folder is first on ``PATH``; so ``torchrun`` is
+   PyTorch's, which ends with 1 when SIGTERM stops it, not the image's ``image/torchrun.sh``,
+   which ends with the ranks' 143), the repository is on
    ``PYTHONPATH`` instead of installed, ``configs/`` is linked in at ``/workspace/configs``. The
    environment holds only ``PATH``, ``HOSTNAME`` (the pod name), ``HOME``, ``TMPDIR`` (the
    container's ``/tmp``), the image's ``ENV`` and ``PYTHONPATH`` before the container's variables;
