@@ -20,7 +20,7 @@ from typing import Any, Callable
 from kctl import __version__
 from kctl.errors import UsageError
 from kctl.validate.limits import QUANTITY_PATTERN
-from kctl.validate.metadata import dns1123_subdomain_error, key_error, label_value_error
+from kctl.validate.names import dns1123_subdomain_error, key_error, label_value_error
 
 #: The Kubernetes kinds ``kctl train`` renders, the default first.
 KINDS = ("PyTorchJob", "TrainJob")

@@ -32,7 +32,7 @@ from kctl.configfiles import collect, lookup, read_values
 from kctl.errors import UsageError
 from kctl.job import TRAINER_MODULE, Job
 from kctl.validate.limits import CONFIG_MAP_LIMIT, config_map_key_error, data_size
-from kctl.validate.metadata import dns1123_label_error
+from kctl.validate.names import dns1123_label_error
 
 #: Where the pods see the config tree, the work-dir volume and shared memory.
 CONFIG_MOUNT = "/config"

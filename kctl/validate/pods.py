@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from kctl.validate.metadata import dns1123_label_error
+from kctl.validate.names import dns1123_label_error
 from kctl.validate.problems import Problem, join, join_all
 
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")

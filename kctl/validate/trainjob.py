@@ -31,7 +31,8 @@ import re
 
 from kctl.validate.cel import cel_problems
 from kctl.validate.listmaps import list_problems
-from kctl.validate.metadata import dns1123_subdomain_error, metadata_problems
+from kctl.validate.metadata import metadata_problems
+from kctl.validate.names import dns1123_subdomain_error
 from kctl.validate.pods import pod_problems
 from kctl.validate.problems import Problem, join, join_all
 from kctl.validate.schema import job_schema, load_yaml, schema_problems
