@@ -171,6 +171,11 @@ class Container(ABC):
                 pass
 
 
+def exit_code(returncode: int) -> int:
+    """A process's return code as Kubernetes reports a container's: ``128 + N`` for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 class ContainerRuntime(ABC):
     """Makes containers of specs, for one job at a time.
 
@@ -321,18 +326,14 @@ class LocalContainer(Container):
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                 cwd=self.cwd, start_new_session=True)
 
-    @staticmethod
-    def _code(returncode: int) -> int:
-        return 128 - returncode if returncode < 0 else returncode  # init killed by signal N
-
     def poll(self) -> int | None:
         if self._process is None:
             raise RuntimeError(f"the container of {self.spec.pod} was not started")
         code = self._process.poll()
-        return None if code is None else self._code(code)
+        return None if code is None else exit_code(code)
 
     def wait(self) -> int:
-        return self._code(self._process.wait())
+        return exit_code(self._process.wait())
 
     def terminate(self) -> None:
         self._process.send_signal(signal.SIGTERM)  # the init forwards it, SIGKILLs after the grace

@@ -54,7 +54,7 @@ import uuid
 from pathlib import Path
 
 from tests.support.container_init import descendants
-from tests.support.containers import Container, ContainerRuntime, ContainerSpec
+from tests.support.containers import Container, ContainerRuntime, ContainerSpec, exit_code
 from tests.support.pod_runner import EmulatorError
 from tests.support.podman import SESSION_LABEL, Podman, last_line
 
@@ -274,7 +274,7 @@ class PodmanContainer(Container):
             if self._stopper is not None:
                 self._stopper.wait(timeout=self.spec.grace_period + 60)
             self.runtime.podman("rm", "--force", "--ignore", "--time", "0", self.name)
-        return 128 - code if code < 0 else code
+        return exit_code(code)
 
     def poll(self) -> int | None:
         if self._client is None:
