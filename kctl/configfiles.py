@@ -20,8 +20,8 @@ import functools
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from kctl.errors import UsageError
 
@@ -136,8 +136,7 @@ def _module_file(path: Path, stmt: ast.ImportFrom) -> Path:
     return (folder / Path(*stmt.module.split("."))).with_suffix(".py").resolve()
 
 
-@dataclass(frozen=True)
-class ConfigTree:
+class ConfigTree(NamedTuple):
     """A config and every file it inherits from.
 
     Attributes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from kctl.errors import UsageError
@@ -21,9 +20,8 @@ TRAINER_MODULE = "trainer"
 MAX_JOB_NAME = 63
 
 
-@dataclass(frozen=True)
 class Topology:
-    """How many processes run where.
+    """How many processes run where. Built once, then only read.
 
     Args:
         nodes: Number of machines (pods, Slurm nodes). At least 1.
@@ -32,17 +30,18 @@ class Topology:
             ``procs_per_node`` CPU processes run per machine.
     """
 
-    nodes: int
-    procs_per_node: int
-    gpus_per_node: int
+    __slots__ = ("nodes", "procs_per_node", "gpus_per_node")
 
-    def __post_init__(self):
-        if self.nodes < 1:
-            raise UsageError(f"nodes must be at least 1, got {self.nodes}")
-        if self.procs_per_node < 1:
-            raise UsageError(f"processes per node must be at least 1, got {self.procs_per_node}")
-        if self.gpus_per_node < 0:
-            raise UsageError(f"gpus must not be negative, got {self.gpus_per_node}")
+    def __init__(self, nodes: int, procs_per_node: int, gpus_per_node: int):
+        if nodes < 1:
+            raise UsageError(f"nodes must be at least 1, got {nodes}")
+        if procs_per_node < 1:
+            raise UsageError(f"processes per node must be at least 1, got {procs_per_node}")
+        if gpus_per_node < 0:
+            raise UsageError(f"gpus must not be negative, got {gpus_per_node}")
+        self.nodes = nodes
+        self.procs_per_node = procs_per_node
+        self.gpus_per_node = gpus_per_node
 
     @classmethod
     def per_node(cls, gpus: int, nodes: int = 1, cpu_procs: int = 1) -> "Topology":
@@ -96,9 +95,9 @@ class Topology:
         return node_rank * self.procs_per_node + local_rank
 
 
-@dataclass(frozen=True)
 class Rendezvous:
-    """Where the processes of a multi-node job meet (torchrun's static rendezvous).
+    """Where the processes of a multi-node job meet (torchrun's static rendezvous). Built once,
+    then only read.
 
     Args:
         master_addr: Host of node rank 0.
@@ -106,19 +105,18 @@ class Rendezvous:
         node_rank: This machine's node rank.
     """
 
-    master_addr: str
-    master_port: int
-    node_rank: int = 0
+    __slots__ = ("master_addr", "master_port", "node_rank")
 
-    def __post_init__(self):
-        check_port(self.master_port)
-        if self.node_rank < 0:
-            raise UsageError(f"node rank must not be negative, got {self.node_rank}")
+    def __init__(self, master_addr: str, master_port: int, node_rank: int = 0):
+        if node_rank < 0:
+            raise UsageError(f"node rank must not be negative, got {node_rank}")
+        self.master_addr = master_addr
+        self.master_port = check_port(master_port)
+        self.node_rank = node_rank
 
 
-@dataclass(frozen=True)
 class Job:
-    """A validated, target-independent training job.
+    """A validated, target-independent training job. Built once, then only read.
 
     Args:
         config: The mmengine config file, an existing local path.
@@ -130,21 +128,21 @@ class Job:
         rendezvous: For targets that start one node at a time (``kctl run``).
     """
 
-    config: Path
-    topology: Topology
-    name: str
-    work_dir: str | None = None
-    trainer_args: tuple[str, ...] = ()
-    rendezvous: Rendezvous | None = None
+    __slots__ = ("config", "topology", "name", "work_dir", "trainer_args", "rendezvous")
 
-    def __post_init__(self):
-        if not self.config.is_file():
-            raise UsageError(f"config file not found: {self.config}")
-        if self.rendezvous is not None:
-            if self.rendezvous.node_rank >= self.topology.nodes:
-                raise UsageError(
-                    f"--node-rank {self.rendezvous.node_rank} must be less than --nnodes "
-                    f"{self.topology.nodes}")
+    def __init__(self, config: Path, topology: Topology, name: str, work_dir: str | None = None,
+                 trainer_args: tuple[str, ...] = (), rendezvous: Rendezvous | None = None):
+        if not config.is_file():
+            raise UsageError(f"config file not found: {config}")
+        if rendezvous is not None and rendezvous.node_rank >= topology.nodes:
+            raise UsageError(f"--node-rank {rendezvous.node_rank} must be less than --nnodes "
+                             f"{topology.nodes}")
+        self.config = config
+        self.topology = topology
+        self.name = name
+        self.work_dir = work_dir
+        self.trainer_args = tuple(trainer_args)
+        self.rendezvous = rendezvous
 
     def trainer_args_for(self, config: str, launcher: str, work_dir: str | None = None) -> list[str]:
         """Arguments after ``python -m trainer``: the trainer's command-line contract.

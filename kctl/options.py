@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from kctl import __version__
 from kctl.errors import UsageError
@@ -51,11 +50,8 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 DEFAULT_RUNTIME = "torch-distributed"
 RUNTIME_KINDS = ("ClusterTrainingRuntime", "TrainingRuntime")
 
-_QUANTITY = re.compile(QUANTITY_PATTERN)
 
-
-@dataclass(frozen=True)
-class DataVolume:
+class DataVolume(NamedTuple):
     """A PersistentVolumeClaim mounted read-only, from ``--data-pvc CLAIM:MOUNT``."""
 
     claim: str
@@ -82,7 +78,7 @@ def _count(least: int) -> Callable[[Any, str], int]:
 
 
 def _quantity(value: str, flag: str) -> str:
-    if not _QUANTITY.match(value) or value[0] in "+-":
+    if not re.match(QUANTITY_PATTERN, value) or value[0] in "+-":
         raise UsageError(f"{flag} must be a Kubernetes quantity such as 4, 500m or 16Gi, "
                          f"got {value!r}")
     return value
@@ -148,12 +144,13 @@ def _annotation(value: str, flag: str) -> tuple[str, str]:
     return key, val
 
 
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+#: Environment variable names Kubernetes accepts (compiled on first use: most jobs set none).
+_ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 
 
 def _env(value: str, flag: str) -> tuple[str, str]:
     key, val = _pair(value, flag)
-    if not _ENV_NAME.match(key):
+    if not re.match(_ENV_NAME, key):
         raise UsageError(f"{flag} {value}: {key!r} is not a valid environment variable name "
                          "(letters, digits, '_', '-', '.', not starting with a digit)")
     if key.startswith(RESERVED_ENV_PREFIX) or key in RESERVED_ENV:
@@ -185,8 +182,7 @@ def _choice(*allowed: str) -> Callable[[str, str], str]:
     return parse
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One option of a Kubernetes job (see the module docstring).
 
     Args:

@@ -68,14 +68,15 @@ GPU_RESOURCE = "nvidia.com/gpu"
 KEY_SEPARATOR = "__"
 
 _LABEL_VALUE_BAD = re.compile(r"[^-A-Za-z0-9_.]+")
-_CPU_CORES = re.compile(r"^(\d+(\.\d*)?|\.\d+)(m?)$")
+#: CPUs as a whole or decimal number of cores or millicores (compiled on first use: --cpu).
+_CPU_CORES = r"^(\d+(\.\d*)?|\.\d+)(m?)$"
 
 
 def threads_per_process(cpu: str | None, procs: int) -> int | None:
     """``OMP_NUM_THREADS`` for a CPU job: whole CPUs of ``cpu`` (a quantity such as ``4``,
     ``1.5`` or ``500m``) per process, at least 1; ``None`` without ``cpu`` or for a quantity
     written otherwise (``2k``, ``1e3``), where torchrun's default stays."""
-    match = _CPU_CORES.match(str(cpu)) if cpu is not None else None
+    match = re.match(_CPU_CORES, str(cpu)) if cpu is not None else None
     if match is None:
         return None
     millicores = float(match.group(1)) * (1 if match.group(3) else 1000)

@@ -20,14 +20,13 @@ Modules:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Default seconds for one API request (connect and read); ``--request-timeout`` changes it.
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
     """One kind of API object, named the way error messages and RBAC name it.
 
     Args:
