@@ -108,10 +108,11 @@ class Rendezvous:
     __slots__ = ("master_addr", "master_port", "node_rank")
 
     def __init__(self, master_addr: str, master_port: int, node_rank: int = 0):
+        check_port(master_port)
         if node_rank < 0:
             raise UsageError(f"node rank must not be negative, got {node_rank}")
         self.master_addr = master_addr
-        self.master_port = check_port(master_port)
+        self.master_port = master_port
         self.node_rank = node_rank
 
 
